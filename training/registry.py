@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import pkgutil
 from typing import Callable, Dict, Iterable, TypeVar
 
 T = TypeVar("T")
@@ -25,6 +26,8 @@ class Registry:
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: Dict[str, Callable] = {}
+        # module name -> import error, for components whose optional dependency is missing
+        self.failed_imports: Dict[str, str] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
@@ -39,8 +42,9 @@ class Registry:
         if name not in self._entries:
             close = difflib.get_close_matches(str(name), self._entries, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
+            failed = "".join(f" Module {m} failed to import ({e})." for m, e in self.failed_imports.items())
             raise KeyError(f"Unknown {self.kind} '{name}'.{hint} Registered {self.kind}s: "
-                           f"{', '.join(sorted(self._entries)) or '(none)'}.")
+                           f"{', '.join(sorted(self._entries)) or '(none)'}.{failed}")
         return self._entries[name]
 
     def names(self) -> Iterable[str]:
@@ -55,16 +59,25 @@ BACKBONES = Registry("backbone")
 LOSSES = Registry("loss")
 DATASET_ADAPTERS = Registry("dataset adapter")
 
-# Modules whose import registers the built-in components. Adding a detector =
-# one file in training/models/detectors/ plus one line here plus one YAML.
-BUILTIN_MODULES = {
-    "detector": ["training.models.detectors"],
-    "backbone": ["training.models.backbones"],
-    "loss": ["training.losses"],
-    "dataset adapter": ["preprocessing.adapters"],
+# Packages whose modules register the built-in components. Every module in them is
+# imported, so adding a detector is one file in training/models/detectors/ plus one YAML.
+BUILTIN_PACKAGES = {
+    "detector": ("training.models.detectors", DETECTORS),
+    "backbone": ("training.models.backbones", BACKBONES),
+    "loss": ("training.losses", LOSSES),
+    "dataset adapter": ("preprocessing.adapters", DATASET_ADAPTERS),
 }
 
 
 def import_builtin_components(kind: str) -> None:
-    for module in BUILTIN_MODULES[kind]:
-        importlib.import_module(module)
+    """Import every module of the component package. A module whose optional
+    dependency is missing is recorded (and named in lookup errors) instead of
+    breaking every other component, unlike DeepfakeBench's eager imports."""
+    package_name, registry = BUILTIN_PACKAGES[kind]
+    package = importlib.import_module(package_name)
+    for info in pkgutil.iter_modules(package.__path__):
+        module = f"{package_name}.{info.name}"
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            registry.failed_imports[module] = str(error)

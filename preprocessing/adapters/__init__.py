@@ -1,0 +1,1 @@
+"""Dataset adapters register themselves on import; training.registry imports every module here."""

@@ -1,0 +1,1 @@
+"""Components register themselves on import; training.registry imports every module here."""

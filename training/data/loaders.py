@@ -1,0 +1,146 @@
+"""DataLoaders built from a config: records → dataset → sharded sampler → batches.
+
+Sampling is a pure function of (seed, epoch, rank, world size), and each
+sample's augmentation is seeded from (seed, epoch, index). So a run resumed in
+the middle of an epoch sees exactly the batches an uninterrupted run would.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from training.config import Config, as_list
+from training.models.input_spec import InputSpec
+
+log = logging.getLogger(__name__)
+
+
+class ShardedSampler(Sampler):
+    """Deterministic, resumable sampler that shards indices over DDP ranks.
+
+    Like ``DistributedSampler`` with ``drop_last=False`` it pads the index list
+    by repeating its start so every rank gets the same number of samples; the
+    evaluator removes the padded duplicates by (video_key, frame_index).
+    """
+
+    def __init__(self, size: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1):
+        self.size, self.shuffle, self.seed = size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        self.skip = 0
+        self.per_rank = math.ceil(size / world_size) if size else 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Select the epoch's order; ``skip`` drops this rank's first samples (mid-epoch resume)."""
+        self.epoch, self.skip = epoch, skip
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.size, generator=generator).tolist()
+        else:
+            order = list(range(self.size))
+        total = self.per_rank * self.world_size
+        order += order[: total - len(order)]
+        return iter(order[self.rank:total:self.world_size][self.skip:])
+
+    def __len__(self) -> int:
+        return max(self.per_rank - self.skip, 0)
+
+
+class EpochSeededDataset(Dataset):
+    """Seeds python/numpy/torch RNGs from (seed, epoch, index) before each sample.
+
+    Augmentations then depend on the sample and epoch only, not on which worker
+    loads it or on what was loaded before (a requirement for exact resume).
+    """
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        sample_seed = (self.seed * 1_000_003 + self.epoch * 7_919 + index) % (2 ** 31)
+        random.seed(sample_seed)
+        np.random.seed(sample_seed)
+        torch.manual_seed(sample_seed)
+        if hasattr(self.dataset, "reseed"):
+            self.dataset.reseed(sample_seed)
+        return self.dataset[index]
+
+    def __getattr__(self, name):  # records, report ... of the wrapped dataset
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def load_records(config: Config, names: Sequence[str], split: str):
+    from training.data.catalog import build_records
+
+    data = config["data"]
+    records = []
+    for name in names:
+        records.extend(build_records(name, split, data_root=data["root"], label_dict=data["label_dict"],
+                                     compression=data["compression"]))
+    return records
+
+
+def identity_index(records) -> Dict[str, int]:
+    return {identity: i for i, identity in enumerate(sorted({r.identity for r in records if r.identity}))}
+
+
+def build_dataset(config: Config, names: Sequence[str], split: str, spec: InputSpec, train: bool,
+                  records=None, identity_to_index: Optional[Dict[str, int]] = None) -> Dataset:
+    """One dataset over all videos of ``names``/``split`` (frames or clips, per the input spec)."""
+    from training.data.datasets import ClipDataset, FrameDataset
+    from training.data.storage import build_storage
+    from training.data.transforms import build_transform
+
+    data = config["data"]
+    records = records if records is not None else load_records(config, names, split)
+    if not records:
+        raise ValueError(f"No videos in split '{split}' of datasets {list(names)}; check data.root "
+                         f"({data['root']}) and the dataset JSON files.")
+    stage = "train" if train else ("val" if split == "val" else "test")
+    storage = build_storage(data["storage"], data["root"])
+    transform = build_transform(config["augment"] if train else {}, spec, train)
+    if spec.frames_per_sample > 1:
+        return ClipDataset(records, storage, transform, clip_len=spec.frames_per_sample,
+                           clips_per_video=data["clips_per_video"][stage], train=train,
+                           frame_num=data["frame_num"][stage], with_mask=spec.with_mask,
+                           with_landmarks=spec.with_landmarks, identity_to_index=identity_to_index,
+                           strict=data["strict"], seed=config["train"]["seed"])
+    return FrameDataset(records, storage, transform, frame_num=data["frame_num"][stage],
+                        with_mask=spec.with_mask, with_landmarks=spec.with_landmarks,
+                        identity_to_index=identity_to_index, strict=data["strict"])
+
+
+def build_loader(config: Config, dataset: Dataset, batch_size: int, train: bool, rank: int = 0,
+                 world_size: int = 1, device: torch.device = torch.device("cpu")) -> DataLoader:
+    from training.data.datasets import collate_samples
+
+    seed = config["train"]["seed"]
+    seeded = EpochSeededDataset(dataset, seed)
+    sampler = ShardedSampler(len(seeded), shuffle=train, seed=seed, rank=rank, world_size=world_size)
+    workers = int(config["data"]["num_workers"])
+    return DataLoader(seeded, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      collate_fn=collate_samples, pin_memory=device.type == "cuda",
+                      persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
+                      drop_last=False)
+
+
+def dataset_names(config: Config, key: str) -> List[str]:
+    return [str(n) for n in as_list(config["data"][key])]

@@ -1,0 +1,103 @@
+"""Checkpoint files: safe loading, atomic saving, clear errors.
+
+Every load uses ``torch.load(weights_only=True)``: a checkpoint that carries
+code (an arbitrary pickle) is refused. Keys saved under DDP (``module.``) or
+by wrappers are normalised, so a checkpoint loads the same with one or N
+processes. A missing file is an error, never random weights.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any, Dict, Mapping
+
+import torch
+from torch import nn
+
+from training.utils.atomic import atomic_path
+
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def save_checkpoint(path, payload: Dict[str, Any]) -> None:
+    """Write ``payload`` atomically: a crash mid-write leaves the previous file intact."""
+    payload = {"version": CHECKPOINT_VERSION, **payload}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path) -> Dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint not found: {path}. Pass an existing file with --weights_path "
+                              f"(training writes runs/<run>/checkpoints/best.pt and last.pt).")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"Refusing to load {path}: it is not a plain tensor checkpoint (torch.load with "
+            f"weights_only=True rejected it: {str(error).splitlines()[0]}). It may carry code; "
+            f"only load checkpoints from sources you trust, after converting them to a state dict.") from error
+    except (RuntimeError, EOFError, OSError) as error:
+        raise CheckpointError(f"Cannot read checkpoint {path}: {error}. The file may be truncated "
+                              f"or not a PyTorch checkpoint.") from error
+    if not isinstance(payload, Mapping):
+        raise CheckpointError(f"{path} does not hold a dict (got {type(payload).__name__}).")
+    return dict(payload)
+
+
+def strip_prefixes(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Remove DDP/DataParallel ``module.`` prefixes (and torch.compile's ``_orig_mod.``)."""
+    cleaned = {}
+    for key, value in state.items():
+        for prefix in ("module.", "_orig_mod."):
+            while key.startswith(prefix):
+                key = key[len(prefix):]
+        cleaned[key] = value
+    return cleaned
+
+
+def load_state_dict_checked(model: nn.Module, state: Mapping[str, torch.Tensor], source: str,
+                            partial: bool = False) -> None:
+    """Load with clear errors: missing/unexpected keys listed, shape mismatches named.
+
+    ``partial``: the state holds only a subset (compact checkpoints); unexpected
+    keys are still an error, missing ones are expected.
+    """
+    state = strip_prefixes(state)
+    own = model.state_dict()
+    unexpected = sorted(set(state) - set(own))
+    missing = [] if partial else sorted(set(own) - set(state))
+    if unexpected or missing:
+        raise CheckpointError(
+            f"{source} does not match this detector ({type(model).__name__}): "
+            f"{len(missing)} missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''}, "
+            f"{len(unexpected)} unexpected keys {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}. "
+            f"Was it trained with another detector config? Pass the matching --detector_path.")
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise CheckpointError(f"{source}: parameter '{key}' has shape {tuple(value.shape)} in the "
+                                  f"checkpoint but {tuple(own[key].shape)} in this detector. "
+                                  f"Check the config the checkpoint was trained with.")
+    model.load_state_dict(state, strict=not partial)
+
+
+def load_detector_weights(detector: nn.Module, path) -> Dict[str, Any]:
+    """Load model weights from a training checkpoint or a plain state dict file."""
+    payload = load_checkpoint(path)
+    if "model" in payload and isinstance(payload["model"], Mapping) and "format" in payload["model"]:
+        detector.load_checkpoint_state(payload["model"], source=str(path))
+    elif "format" in payload:
+        detector.load_checkpoint_state(payload, source=str(path))
+    else:
+        # A bare state dict (e.g. from another framework): possibly wrapped in "state_dict".
+        state = payload.get("state_dict", payload)
+        from training.models.convert import convert_external_state_dict
+
+        state = convert_external_state_dict(state, detector)
+        load_state_dict_checked(detector, state, str(path))
+    return payload

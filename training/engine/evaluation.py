@@ -1,0 +1,51 @@
+"""Run a detector over loaders and evaluate: shared by validation, train.py and test.py."""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Dict, Iterable, Optional
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from training.engine.distributed import is_main_process
+
+
+def autocast_context(device: torch.device, amp: str):
+    """bf16 autocast on CUDA (amp auto|bf16); fp32 on CPU unless amp=bf16 is forced."""
+    enabled = (amp == "auto" and device.type == "cuda") or amp == "bf16"
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def move_batch(batch: Dict, device: torch.device) -> Dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict_loader(model: nn.Module, loader: Iterable, evaluator, device: torch.device, amp: str = "auto",
+                   description: Optional[str] = None) -> None:
+    """Feed every batch of ``loader`` through ``model`` into ``evaluator.process``."""
+    model.eval()
+    progress = tqdm(loader, desc=description, leave=False, disable=not is_main_process() or description is None)
+    for batch in progress:
+        batch = move_batch(batch, device)
+        with autocast_context(device, amp):
+            out = model(batch)
+        evaluator.process(batch, {k: v.float() if torch.is_tensor(v) else v for k, v in out.items()})
+
+
+def evaluate_datasets(model: nn.Module, loaders: Dict[str, Iterable], out_dir: Path, device: torch.device,
+                      amp: str = "auto", save_features: bool = False) -> Dict[str, Dict]:
+    """Evaluate each named loader; writes ``out_dir/<dataset>/{predictions.csv,metrics.json}``."""
+    from training.engine.evaluator import Evaluator
+
+    results = {}
+    for name, loader in loaders.items():
+        evaluator = Evaluator(name, Path(out_dir) / name, save_features=save_features)
+        evaluator.reset()
+        predict_loader(model, loader, evaluator, device, amp, description=f"eval {name}")
+        results[name] = evaluator.evaluate()
+    return results

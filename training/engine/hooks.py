@@ -1,0 +1,133 @@
+"""Trainer hooks (detectron2 style): validation + checkpoints, TensorBoard, logging."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Dict, Iterable, Optional
+
+from training.engine import distributed as dist_utils
+from training.utils.atomic import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+class Hook:
+    def before_train(self, trainer) -> None:
+        pass
+
+    def after_step(self, trainer) -> None:
+        pass
+
+    def after_epoch(self, trainer) -> None:
+        pass
+
+    def after_train(self, trainer) -> None:
+        pass
+
+
+class ValidationCheckpointHook(Hook):
+    """After every ``val_every_epochs`` epochs: evaluate the *validation* split,
+    save ``best.pt`` when the mean selection metric improves, and always ``last.pt``.
+
+    With ``val_every_epochs: 0`` there is no validation and best.pt is the final model.
+    """
+
+    def __init__(self, val_loaders: Dict[str, Iterable], every_epochs: int, metric: str):
+        self.val_loaders, self.every_epochs, self.metric = val_loaders, every_epochs, metric
+
+    def after_epoch(self, trainer) -> None:
+        from training.engine.evaluation import evaluate_datasets
+
+        finished = trainer.epoch >= trainer.config["train"]["epochs"] or trainer._reached_max_steps()
+        due = self.every_epochs and (trainer.epoch % self.every_epochs == 0 or finished)
+        if due and self.val_loaders:
+            start = time.time()
+            results = evaluate_datasets(trainer.model, self.val_loaders, trainer.run_dir / "val", trainer.device,
+                                        trainer.config["train"]["amp"])
+            score = sum(r[self.metric] for r in results.values()) / len(results)
+            improved = trainer.best_metric is None or score > trainer.best_metric
+            if improved:
+                trainer.best_metric, trainer.best_epoch = score, trainer.epoch
+            entry = {"epoch": trainer.epoch, "global_step": trainer.global_step, f"mean_{self.metric}": score,
+                     "improved": improved, "metrics": results}
+            self._append_history(trainer.run_dir, entry)
+            log.info("epoch %d validation: mean %s %.4f%s (%.1fs)", trainer.epoch, self.metric, score,
+                     " (best)" if improved else "", time.time() - start)
+            for hook in trainer.hooks:
+                if isinstance(hook, TensorboardHook):
+                    hook.log_validation(trainer, results, score, self.metric)
+            if improved:
+                trainer.save("best")
+        elif not self.every_epochs:
+            trainer.best_epoch = trainer.epoch
+            trainer.save("best")
+        trainer.save("last")
+
+    @staticmethod
+    def _append_history(run_dir: Path, entry: Dict) -> None:
+        if not dist_utils.is_main_process():
+            return
+        path = run_dir / "val_history.json"
+        history = json.loads(path.read_text()) if path.exists() else []
+        history.append(entry)
+        atomic_write_json(path, history)
+
+
+class TensorboardHook(Hook):
+    """Scalars under ``runs/<run>/tb``: train/loss parts and lr every ``log_every`` steps, val metrics."""
+
+    def __init__(self, log_dir: Path, log_every: int):
+        self.log_dir, self.log_every = Path(log_dir), max(int(log_every), 1)
+        self.writer = None
+
+    def before_train(self, trainer) -> None:
+        if dist_utils.is_main_process():
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.log_dir))
+
+    def after_step(self, trainer) -> None:
+        if self.writer is None or trainer.global_step % self.log_every:
+            return
+        for name, value in trainer.last_losses.items():
+            self.writer.add_scalar(f"train/loss_{name}", value, trainer.global_step)
+        self.writer.add_scalar("train/lr", trainer.optimizer.param_groups[0]["lr"], trainer.global_step)
+        self.writer.add_scalar("train/non_finite_steps", trainer.nan_steps_total, trainer.global_step)
+
+    def log_validation(self, trainer, results: Dict[str, Dict], score: float, metric: str) -> None:
+        if self.writer is None:
+            return
+        for dataset, metrics in results.items():
+            for name in ("frame_auc", "video_auc", "frame_eer", "video_eer", "video_ap"):
+                if name in metrics:
+                    self.writer.add_scalar(f"val/{dataset}/{name}", metrics[name], trainer.global_step)
+        self.writer.add_scalar(f"val/mean_{metric}", score, trainer.global_step)
+        self.writer.flush()
+
+    def after_train(self, trainer) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class LoggingHook(Hook):
+    """A line in train.log every ``log_every`` steps and a summary per epoch."""
+
+    def __init__(self, log_every: int):
+        self.log_every = max(int(log_every), 1)
+        self.epoch_start: Optional[float] = None
+
+    def after_step(self, trainer) -> None:
+        if self.epoch_start is None:
+            self.epoch_start = time.time()
+        if trainer.global_step % self.log_every == 0 and trainer.last_losses:
+            parts = " ".join(f"{k}={v:.4f}" for k, v in trainer.last_losses.items())
+            log.info("epoch %d step %d/%d global %d lr %.3g %s", trainer.epoch, trainer.step_in_epoch,
+                     trainer.steps_per_epoch, trainer.global_step, trainer.optimizer.param_groups[0]["lr"], parts)
+
+    def after_epoch(self, trainer) -> None:
+        took = time.time() - self.epoch_start if self.epoch_start else 0.0
+        log.info("epoch %d done in %.1fs (non-finite steps skipped so far: %d)", trainer.epoch, took,
+                 trainer.nan_steps_total)
+        self.epoch_start = None

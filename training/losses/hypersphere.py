@@ -1,0 +1,35 @@
+"""Alignment and uniformity on the unit hypersphere (Wang & Isola, ICML 2020).
+
+As used by LN-CLIP/GenD: both act on L2-normalised features; alignment pulls
+together features *of the same label* (label-aware), uniformity spreads all
+features over the sphere.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from training.registry import LOSSES
+
+
+@LOSSES.register("alignment")
+def alignment_loss(features: torch.Tensor, labels: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
+    """Mean ‖z_i − z_j‖^α over all same-label pairs i < j (0 when there is no such pair)."""
+    z = F.normalize(features.float(), dim=-1)
+    distances = torch.cdist(z, z)
+    same = labels.view(-1, 1) == labels.view(1, -1)
+    upper = torch.triu(torch.ones_like(same), diagonal=1)
+    pairs = same & upper
+    if not pairs.any():
+        return z.sum() * 0.0
+    return distances[pairs].pow(alpha).mean()
+
+
+@LOSSES.register("uniformity")
+def uniformity_loss(features: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """log(mean over pairs i < j of exp(−t‖z_i − z_j‖²)); the mean is clamped at 1e-6 before the log."""
+    z = F.normalize(features.float(), dim=-1)
+    if z.shape[0] < 2:
+        return z.sum() * 0.0
+    squared = torch.pdist(z, p=2).pow(2)
+    return torch.log(torch.exp(-t * squared).mean().clamp_min(1e-6))
