@@ -62,10 +62,17 @@ class EpochSeededDataset(Dataset):
     """
 
     def __init__(self, dataset: Dataset, seed: int):
-        self.dataset, self.seed, self.epoch = dataset, seed, 0
+        self.dataset, self.seed = dataset, seed
+        # Shared memory: persistent DataLoader workers hold their own copy of this
+        # object, and must still see the epoch the main process sets.
+        self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.item())
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self._epoch.fill_(epoch)
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
 
@@ -94,7 +101,7 @@ def load_records(config: Config, names: Sequence[str], split: str):
     records = []
     for name in names:
         records.extend(build_records(name, split, data_root=data["root"], label_dict=data["label_dict"],
-                                     compression=data["compression"]))
+                                     compression=data["compression"], strict=data["strict"]))
     return records
 
 
@@ -117,14 +124,17 @@ def build_dataset(config: Config, names: Sequence[str], split: str, spec: InputS
     stage = "train" if train else ("val" if split == "val" else "test")
     storage = build_storage(data["storage"], data["root"])
     transform = build_transform(config["augment"] if train else {}, spec, train)
+    # Masks supervise training losses only; test sets (e.g. Celeb-DF) often have none.
+    with_mask = spec.with_mask and train
     if spec.frames_per_sample > 1:
+        # Clips are T consecutive frames of the preprocessed video (all its frames are used).
         return ClipDataset(records, storage, transform, clip_len=spec.frames_per_sample,
                            clips_per_video=data["clips_per_video"][stage], train=train,
-                           frame_num=data["frame_num"][stage], with_mask=spec.with_mask,
+                           frame_num=0, with_mask=with_mask,
                            with_landmarks=spec.with_landmarks, identity_to_index=identity_to_index,
                            strict=data["strict"], seed=config["train"]["seed"])
     return FrameDataset(records, storage, transform, frame_num=data["frame_num"][stage],
-                        with_mask=spec.with_mask, with_landmarks=spec.with_landmarks,
+                        with_mask=with_mask, with_landmarks=spec.with_landmarks,
                         identity_to_index=identity_to_index, strict=data["strict"])
 
 

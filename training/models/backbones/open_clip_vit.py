@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
+from training.models.backbones.fast_attention import use_packed_attention
 from training.registry import BACKBONES
 
 WEIGHT_FILENAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -122,6 +123,8 @@ class OpenClipVisionBackbone(nn.Module):
         self.visual = _build_vision_tower(embed_dim=cfg.pop("embed_dim", 512),  # unused: proj is dropped
                                           vision_cfg=cfg, quick_gelu=quick_gelu)
         self.visual.proj = None  # the detector uses the pre-projection CLS feature
+        # Same parameters and keys, but projections as single GEMMs (see fast_attention.py).
+        use_packed_attention(self.visual)
         self.width = self.visual.ln_post.normalized_shape[0]
         self.image_size = self.visual.image_size[0]
         self.grid_size = self.visual.grid_size

@@ -1,0 +1,266 @@
+"""Result tables: one row per detector (or ablation), (dataset, metric) columns.
+
+``results`` is ``{row_name: {dataset: metrics_dict}}`` where ``metrics_dict`` is
+one dataset's entry of ``metrics.json``. The same table is rendered three ways:
+
+* Markdown for docs and the terminal (percentages, 2 decimals);
+* CSV with full-precision floats, so it parses back (:func:`read_table_csv`)
+  to exactly the numbers in ``metrics.json``;
+* LaTeX (booktabs + threeparttable), best value per column in bold.
+
+A missing dataset for a row is shown as an en dash. The Mean column of a row
+that lacks a dataset is left empty too: a mean over fewer datasets would not be
+comparable with the other rows.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from training.utils.atomic import atomic_write_text
+
+MEAN = "Mean"
+MISSING_MARK = "–"  # en dash
+_CSV_SEPARATOR = ":"  # header cell "<dataset>:<metric>"; metric names never contain it
+
+Results = Mapping[str, Mapping[str, Mapping[str, Any]]]
+
+
+@dataclass
+class Table:
+    """A rendered-format-independent table.
+
+    ``columns`` are (dataset, metric) pairs, the Mean columns last with dataset
+    ``MEAN``; ``values[r][c]`` is a float or None (missing).
+    """
+
+    row_names: List[str]
+    datasets: List[str]
+    metrics: List[str]
+    columns: List[Tuple[str, str]]
+    values: List[List[Optional[float]]]
+
+
+def build_table(results: Results, metrics: Sequence[str] = ("frame_auc", "video_auc"),
+                extra: Sequence[str] = ()) -> Table:
+    """Rows x (dataset, metric) columns plus one Mean column per metric.
+
+    ``extra`` names further metrics (e.g. ``frame_eer``, ``tpr_at_fpr_1pct``)
+    shown after ``metrics`` within each dataset group, with their own Mean.
+    """
+    metrics = list(dict.fromkeys([*metrics, *extra]))
+    datasets = _datasets_in_order(results)
+    if MEAN in datasets:
+        raise ValueError(f"a dataset is named {MEAN!r}, which is reserved for the mean column; rename it")
+    columns = [(dataset, metric) for dataset in datasets for metric in metrics]
+    columns += [(MEAN, metric) for metric in metrics]
+
+    values = []
+    for row_name, per_dataset in results.items():
+        cells = [_metric_value(per_dataset, dataset, metric) for dataset in datasets for metric in metrics]
+        cells += [_mean([_metric_value(per_dataset, d, metric) for d in datasets]) for metric in metrics]
+        values.append(cells)
+    return Table(row_names=list(results), datasets=datasets, metrics=metrics, columns=columns, values=values)
+
+
+def write_tables(results: Results, out_prefix: Union[str, os.PathLike], footnote: Optional[str] = None,
+                 metrics: Sequence[str] = ("frame_auc", "video_auc"), extra: Sequence[str] = (),
+                 row_label: str = "Detector") -> str:
+    """Write ``<prefix>.md``, ``<prefix>.csv`` and ``<prefix>.tex``; return the markdown."""
+    table = build_table(results, metrics=metrics, extra=extra)
+    markdown = to_markdown(table, footnote=footnote, row_label=row_label)
+    prefix = os.fspath(out_prefix)
+    atomic_write_text(prefix + ".md", markdown)
+    atomic_write_text(prefix + ".csv", to_csv(table, row_label=row_label))
+    atomic_write_text(prefix + ".tex", to_latex(table, footnote=footnote, row_label=row_label))
+    return markdown
+
+
+def read_table_csv(path: Union[str, os.PathLike]) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """Parse a table CSV back to ``{row_name: {dataset: {metric: value}}}``.
+
+    Mean columns are dropped (they are derived); empty cells (missing datasets)
+    are left out.
+    """
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{path}: empty file; expected a table written by analysis.tables.write_tables")
+        columns = [_split_header_cell(path, cell) for cell in header[1:]]
+        results: Dict[str, Dict[str, Dict[str, float]]] = {}
+        for row in reader:
+            row_results = results.setdefault(row[0], {})
+            for (dataset, metric), cell in zip(columns, row[1:]):
+                if dataset == MEAN or cell == "":
+                    continue
+                row_results.setdefault(dataset, {})[metric] = float(cell)
+    return results
+
+
+# ------------------------------------------------------------------------ values
+
+def _datasets_in_order(results: Results) -> List[str]:
+    seen: Dict[str, None] = {}
+    for per_dataset in results.values():
+        seen.update(dict.fromkeys(per_dataset))
+    return list(seen)
+
+
+def _metric_value(per_dataset: Mapping[str, Mapping[str, Any]], dataset: str, metric: str) -> Optional[float]:
+    value = per_dataset.get(dataset, {}).get(metric)
+    return None if value is None else float(value)
+
+
+def _mean(values: List[Optional[float]]) -> Optional[float]:
+    if not values or any(value is None for value in values):
+        return None
+    return math.fsum(values) / len(values)
+
+
+def _is_count(metric: str) -> bool:
+    return metric.startswith("n_")
+
+
+def _lower_is_better(metric: str) -> bool:
+    return metric.endswith("eer")
+
+
+def _format_value(metric: str, value: Optional[float], missing: str = MISSING_MARK) -> str:
+    if value is None:
+        return missing
+    if _is_count(metric):
+        return f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"
+    return f"{100.0 * value:.2f}"
+
+
+def _metric_label(metric: str, all_metrics: Sequence[str]) -> str:
+    """'frame_auc' -> 'Frame AUC'; the common suffix is dropped when all metrics share it."""
+    level, _, kind = metric.partition("_")
+    if metric.startswith("n_"):
+        return f"#{kind}"
+    if not kind:  # acc
+        return metric.capitalize()
+    label = {"tpr": "TPR@1%FPR", "balanced": "Bal. acc"}.get(level)
+    if label:
+        return label
+    if _shared_suffix(all_metrics):
+        return level.capitalize()
+    return f"{level.capitalize()} {kind.upper()}"
+
+
+def _shared_suffix(metrics: Sequence[str]) -> Optional[str]:
+    suffixes = {metric.partition("_")[2] for metric in metrics}
+    if len(suffixes) == 1 and len(metrics) > 1 and not any(_is_count(m) for m in metrics):
+        suffix = suffixes.pop()
+        return suffix if suffix in ("auc", "eer", "ap") else None
+    return None
+
+
+def _corner_label(table: Table, row_label: str) -> str:
+    suffix = _shared_suffix(table.metrics)
+    return f"{row_label} ({suffix.upper()}, %)" if suffix else row_label
+
+
+# ---------------------------------------------------------------------- renderers
+
+def to_markdown(table: Table, footnote: Optional[str] = None, row_label: str = "Detector") -> str:
+    header = [_corner_label(table, row_label)]
+    header += [f"{dataset} {_metric_label(metric, table.metrics)}" for dataset, metric in table.columns]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for name, cells in zip(table.row_names, table.values):
+        formatted = [_format_value(metric, value) for (_, metric), value in zip(table.columns, cells)]
+        lines.append("| " + " | ".join([_escape_markdown(name)] + formatted) + " |")
+    text = "\n".join(lines) + "\n"
+    if footnote:
+        text += f"\n{footnote}\n"
+    return text
+
+
+def to_csv(table: Table, row_label: str = "Detector") -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([row_label] + [f"{dataset}{_CSV_SEPARATOR}{metric}" for dataset, metric in table.columns])
+    for name, cells in zip(table.row_names, table.values):
+        # repr: shortest string that parses back to the identical float.
+        writer.writerow([name] + ["" if value is None else repr(value) for value in cells])
+    return buffer.getvalue()
+
+
+def to_latex(table: Table, footnote: Optional[str] = None, row_label: str = "Detector") -> str:
+    n_metrics = len(table.metrics)
+    groups = table.datasets + [MEAN]
+    column_spec = "l " + " ".join(["c" * n_metrics] * len(groups))
+    first_metric_column = 2
+    top = [""] + [rf"\multicolumn{{{n_metrics}}}{{c}}{{{_escape_latex(group)}}}" for group in groups]
+    rules = [rf"\cmidrule(lr){{{first_metric_column + g * n_metrics}-{first_metric_column + (g + 1) * n_metrics - 1}}}"
+             for g in range(len(groups))]
+    second = [_escape_latex(_corner_label(table, row_label))]
+    second += [_escape_latex(_metric_label(metric, table.metrics)) for _, metric in table.columns]
+
+    lines = [
+        r"% Requires \usepackage{booktabs} and \usepackage{threeparttable}.",
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\begin{threeparttable}",
+        rf"\begin{{tabular}}{{{column_spec}}}",
+        r"\toprule",
+        " & ".join(top) + r" \\",
+        " ".join(rules),
+        " & ".join(second) + r" \\",
+        r"\midrule",
+    ]
+    best = _best_per_column(table)
+    for r, (name, cells) in enumerate(zip(table.row_names, table.values)):
+        formatted = []
+        for c, ((_, metric), value) in enumerate(zip(table.columns, cells)):
+            text = _format_value(metric, value, missing="--")
+            formatted.append(rf"\textbf{{{text}}}" if r in best[c] else text)
+        lines.append(" & ".join([_escape_latex(name)] + formatted) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if footnote:
+        lines += [r"\begin{tablenotes}\footnotesize", rf"\item {_escape_latex(footnote)}", r"\end{tablenotes}"]
+    lines += [r"\end{threeparttable}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def _best_per_column(table: Table) -> List[set]:
+    """Row indices holding the best displayed value of each column (ties all bold)."""
+    best = []
+    for c, (_, metric) in enumerate(table.columns):
+        # Compare what is printed, so equal-looking values are bolded together.
+        shown = {r: float(_format_value(metric, cells[c])) for r, cells in enumerate(table.values)
+                 if cells[c] is not None and not _is_count(metric)}
+        if _is_count(metric) or len(shown) < 2:
+            best.append(set())
+            continue
+        target = min(shown.values()) if _lower_is_better(metric) else max(shown.values())
+        best.append({r for r, value in shown.items() if value == target})
+    return best
+
+
+def _split_header_cell(path, cell: str) -> Tuple[str, str]:
+    dataset, separator, metric = cell.rpartition(_CSV_SEPARATOR)
+    if not separator:
+        raise ValueError(f"{path}: header cell {cell!r} is not '<dataset>{_CSV_SEPARATOR}<metric>'; "
+                         f"was this file written by analysis.tables.write_tables?")
+    return dataset, metric
+
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "–": "--",
+}
+
+
+def _escape_latex(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(char, char) for char in str(text))
+
+
+def _escape_markdown(text: str) -> str:
+    return str(text).replace("|", r"\|")

@@ -1,0 +1,142 @@
+"""Training throughput and peak memory of one LN-tuning step, ours vs the reference stack.
+
+    .venv/bin/python scripts/bench_ln_tuning.py --arch ViT-B-16 --batch 8 --steps 5
+    .venv/bin/python scripts/bench_ln_tuning.py --arch ViT-L-14 --batch 8 --device cuda --amp bf16
+
+Variants, each run in its own subprocess so peak memory is its own:
+  ours_ln    this framework's ClipDetector, tuning=ln (open_clip tower)
+  hf_peft_ln Hugging Face transformers CLIPVisionModel + PEFT LNTuningConfig + L2-norm + Linear
+             (the LN-CLIP reference implementation)
+  ours_full  this framework's ClipDetector, tuning=full (for the memory comparison)
+Weights are random (identical architecture and FLOPs; pretrained values do not change speed).
+Throughput is the median over the timed steps (the first, warm-up step is discarded).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+HF_SIZES = {  # transformers CLIPVisionConfig equivalents of the open_clip towers
+    "ViT-B-16": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                     patch_size=16),
+    "ViT-L-14": dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                     patch_size=14),
+}
+
+
+def build_ours(arch: str, tuning: str):
+    from training.models.detectors.clip_detector import ClipDetector
+
+    cfg = ClipDetector.default_config()
+    cfg["backbone"].update(arch=arch, pretrained=None, quick_gelu=True)
+    cfg["tuning"] = tuning
+    detector = ClipDetector(cfg)
+    return detector, lambda images: detector({"image": images})["logits"]
+
+
+def build_hf_peft(arch: str):
+    import peft
+    import torch
+    import transformers
+
+    config = transformers.CLIPVisionConfig(image_size=224, hidden_act="quick_gelu", **HF_SIZES[arch])
+    vision = transformers.CLIPVisionModel(config)
+    tuned = peft.get_peft_model(vision, peft.LNTuningConfig(
+        target_modules=["pre_layrnorm", "layer_norm1", "layer_norm2", "post_layernorm"]))
+    head = torch.nn.Linear(config.hidden_size, 2)
+    model = torch.nn.ModuleDict({"encoder": tuned, "head": head})
+
+    def forward(images):
+        pooled = tuned(pixel_values=images).pooler_output
+        return head(torch.nn.functional.normalize(pooled, dim=-1))
+
+    return model, forward
+
+
+def run_variant(variant: str, arch: str, batch: int, steps: int, device_name: str, amp: str) -> dict:
+    import torch
+
+    device = torch.device(device_name)
+    torch.manual_seed(0)
+    if variant == "hf_peft_ln":
+        model, forward = build_hf_peft(arch)
+    else:
+        model, forward = build_ours(arch, "ln" if variant == "ours_ln" else "full")
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    images = torch.randn(batch, 3, 224, 224, device=device)
+    labels = torch.randint(0, 2, (batch,), device=device)
+    use_amp = amp == "bf16"
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times = []
+    for step in range(steps + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            logits = forward(images)
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if step > 0:
+            times.append(time.perf_counter() - start)
+    if device.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated(device) / 2 ** 20
+    else:  # ru_maxrss is in KiB on Linux; the growth during training steps
+        peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    median = statistics.median(times)
+    return {"variant": variant, "arch": arch, "batch": batch, "device": device_name, "amp": amp,
+            "trainable": sum(p.numel() for p in params), "median_step_s": median,
+            "images_per_s": batch / median, "peak_mem_mb": peak_mb}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", nargs="+", default=["ViT-B-16"])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--amp", default="off", choices=["off", "bf16"])
+    parser.add_argument("--variants", nargs="+", default=["ours_ln", "hf_peft_ln", "ours_full"])
+    parser.add_argument("--single", help=argparse.SUPPRESS)  # internal: run one variant in this process
+    args = parser.parse_args(argv)
+    if args.single:
+        print(json.dumps(run_variant(args.single, args.arch[0], args.batch, args.steps, args.device, args.amp)))
+        return 0
+    rows = []
+    for arch in args.arch:
+        for variant in args.variants:
+            command = [sys.executable, __file__, "--single", variant, "--arch", arch, "--batch", str(args.batch),
+                       "--steps", str(args.steps), "--device", args.device, "--amp", args.amp]
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            rows.append(json.loads(output.strip().splitlines()[-1]))
+            row = rows[-1]
+            print(f"{arch:9s} {variant:11s} trainable {row['trainable']:>11,d}  {row['images_per_s']:7.2f} img/s  "
+                  f"peak {row['peak_mem_mb']:8.0f} MB", flush=True)
+        by = {r["variant"]: r for r in rows if r["arch"] == arch}
+        if "ours_ln" in by and "hf_peft_ln" in by:
+            print(f"{arch}: ours_ln / hf_peft_ln throughput = "
+                  f"{by['ours_ln']['images_per_s'] / by['hf_peft_ln']['images_per_s']:.2f}x")
+        if "ours_ln" in by and "ours_full" in by:
+            print(f"{arch}: peak memory ours_ln / ours_full = "
+                  f"{by['ours_ln']['peak_mem_mb'] / max(by['ours_full']['peak_mem_mb'], 1e-9):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

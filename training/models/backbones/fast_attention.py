@@ -1,0 +1,70 @@
+"""A drop-in replacement for open_clip's ``nn.MultiheadAttention`` that is fast to LN-tune.
+
+Why: ``nn.MultiheadAttention`` (batch_first) transposes its input to (L, B, E)
+and applies the packed q/k/v projection to that non-contiguous 3-D tensor.
+When the projection weight is *frozen* (LN-tuning), autograd computes only the
+input gradient, and for that layout ``matmul`` cannot fold the batch into one
+matrix product: it broadcasts the weight to (L, E, 3E) and runs L small batched
+products plus copies. Profiled on a 2-core CPU (ViT-B/16, batch 4), those
+``bmm`` calls took 27 % of the step and made LN-tuning *slower* than full
+fine-tuning. Projecting a contiguous (B·L, E) view instead turns every
+projection, forward and backward, into a single GEMM.
+
+The module keeps the parameter names of ``nn.MultiheadAttention``
+(``in_proj_weight``, ``in_proj_bias``, ``out_proj.weight/bias``), so
+state dicts and checkpoints are unchanged.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class PackedSelfAttention(nn.Module):
+    def __init__(self, embed_dim: int, num_heads: int):
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+        self.embed_dim, self.num_heads = embed_dim, num_heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dim))
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+
+    @classmethod
+    def from_multihead_attention(cls, mha: nn.MultiheadAttention) -> "PackedSelfAttention":
+        if not mha.batch_first or not mha._qkv_same_embed_dim or mha.in_proj_bias is None:
+            raise ValueError("PackedSelfAttention replaces batch-first self-attention with packed biased q/k/v only.")
+        module = cls(mha.embed_dim, mha.num_heads)
+        # Share the very same Parameter objects: requires_grad flags and optimizers stay valid.
+        module.in_proj_weight = mha.in_proj_weight
+        module.in_proj_bias = mha.in_proj_bias
+        module.out_proj = mha.out_proj
+        return module
+
+    def forward(self, query: torch.Tensor, key: Optional[torch.Tensor] = None, value: Optional[torch.Tensor] = None,
+                need_weights: bool = False, attn_mask: Optional[torch.Tensor] = None
+                ) -> Tuple[torch.Tensor, None]:
+        """Same call signature as ``nn.MultiheadAttention`` for self-attention (key/value ignored)."""
+        if need_weights:
+            raise ValueError("PackedSelfAttention does not return attention weights.")
+        batch, length, dim = query.shape
+        qkv = F.linear(query.reshape(batch * length, dim), self.in_proj_weight, self.in_proj_bias)
+        qkv = qkv.view(batch, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)
+        attended = attended.transpose(1, 2).reshape(batch * length, dim)
+        return self.out_proj(attended).view(batch, length, dim), None
+
+
+def use_packed_attention(visual: nn.Module) -> int:
+    """Swap every batch-first ``nn.MultiheadAttention`` block attention of an open_clip
+    VisionTransformer for :class:`PackedSelfAttention`; returns how many were swapped."""
+    swapped = 0
+    for block in visual.transformer.resblocks:
+        attn = getattr(block, "attn", None)
+        if isinstance(attn, nn.MultiheadAttention) and attn.batch_first and attn._qkv_same_embed_dim:
+            block.attn = PackedSelfAttention.from_multihead_attention(attn)
+            swapped += 1
+    return swapped
