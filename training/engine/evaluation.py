@@ -29,7 +29,8 @@ def predict_loader(model: nn.Module, loader: Iterable, evaluator, device: torch.
                    description: Optional[str] = None) -> None:
     """Feed every batch of ``loader`` through ``model`` into ``evaluator.process``."""
     model.eval()
-    progress = tqdm(loader, desc=description, leave=False, disable=not is_main_process() or description is None)
+    progress = tqdm(loader, desc=description, leave=False,
+                    disable=None if is_main_process() and description is not None else True)
     for batch in progress:
         batch = move_batch(batch, device)
         with autocast_context(device, amp):

@@ -154,7 +154,8 @@ class Trainer:
         loader.dataset.set_epoch(self.epoch)
         self.model.train()
         progress = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.cfg['epochs']}", leave=False,
-                        disable=not dist_utils.is_main_process(), initial=self.step_in_epoch,
+                        disable=None if dist_utils.is_main_process() else True,  # None: off without a TTY
+                        initial=self.step_in_epoch,
                         total=self.steps_per_epoch)
         for batch in progress:
             self.run_step(batch)
