@@ -45,6 +45,9 @@ DEFAULTS: Config = {
         "strict": True,  # bad data raises; False skips it and reports what was skipped
         "num_workers": 2,
         "identity_labels": False,  # load identity ids from the JSON for identity-aware losses
+        # SBI-style online self-blending of real training frames (training/data/self_blend.py)
+        "self_blend": {"enabled": False, "p": 0.5, "reals_only": False,
+                       "blend_ratios": [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]},
     },
     "augment": {},  # train-time augmentations, see training/data/transforms.py
     "train": {
@@ -58,6 +61,7 @@ DEFAULTS: Config = {
         "seed": 1024,
         "max_consecutive_nan": 5,  # non-finite losses in a row before the run stops
         "val_every_epochs": 1,
+        "checkpoint_every_steps": 500,  # also write last.pt mid-epoch (resume loses at most this many steps)
         "val_metric": "video_auc",  # checkpoint selection metric on the validation split
         "val_max_videos": None,  # cap validation videos per dataset (deterministic subset)
         "log_every": 20,

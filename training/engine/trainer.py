@@ -102,8 +102,10 @@ class Trainer:
             "loop": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
                      "nan_steps_total": self.nan_steps_total, "nan_steps_in_row": self.nan_steps_in_row,
                      "best_metric": self.best_metric, "best_epoch": self.best_epoch},
+            # Tensors only, so the checkpoint loads with weights_only=True.
             "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state_to_tensor(),
-                    "python": torch.tensor(list(random.getstate()[1]), dtype=torch.int64)},
+                    "python": torch.tensor(list(random.getstate()[1]), dtype=torch.int64),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         }
 
     def save(self, name: str) -> Path:
@@ -122,7 +124,7 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.global_step = loop["epoch"], loop["step_in_epoch"], loop["global_step"]
         self.nan_steps_total, self.nan_steps_in_row = loop["nan_steps_total"], loop["nan_steps_in_row"]
         self.best_metric, self.best_epoch = loop["best_metric"], loop["best_epoch"]
-        torch.set_rng_state(payload["rng"]["torch"])
+        _restore_rng(payload["rng"])
         log.info("Resumed from %s at epoch %d, step %d (global %d)", path, self.epoch, self.step_in_epoch,
                  self.global_step)
 
@@ -165,6 +167,9 @@ class Trainer:
                 hook.after_step(self)
             if self.last_losses:
                 progress.set_postfix(loss=f"{self.last_losses.get('total', float('nan')):.4f}")
+            every = self.cfg["checkpoint_every_steps"]
+            if every and self.global_step % every == 0 and self.step_in_epoch < self.steps_per_epoch:
+                self.save("last")  # mid-epoch: a killed run resumes from here, skipping the batches done
             if self.stop_requested:
                 self.save("last")
                 log.warning("Stopped by %s at epoch %d step %d; saved %s. Resume with --resume.",
@@ -202,7 +207,6 @@ class Trainer:
         """Skip the update; stop the run when it keeps happening (the last good checkpoint stays intact)."""
         self.nan_steps_total += 1
         self.nan_steps_in_row += 1
-        self.scheduler.step()  # keep the schedule aligned with the step count
         log.warning("Non-finite %s (%s) at step %d: update skipped (%d in a row, %d in total).",
                     what, value, self.global_step, self.nan_steps_in_row, self.nan_steps_total)
         limit = int(self.cfg["max_consecutive_nan"])
@@ -233,7 +237,19 @@ class Trainer:
 
 
 def _numpy_state_to_tensor() -> torch.Tensor:
-    return torch.from_numpy(np.asarray(np.random.get_state()[1], dtype=np.int64))
+    """MT19937 keys followed by the position (np.random.get_state()[1:3]) as one int64 tensor."""
+    _, keys, position, _, _ = np.random.get_state()
+    return torch.from_numpy(np.append(np.asarray(keys, dtype=np.int64), position))
+
+
+def _restore_rng(state: Dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    numpy_state = state["numpy"].numpy()
+    np.random.set_state(("MT19937", numpy_state[:-1].astype(np.uint32), int(numpy_state[-1]), 0, 0.0))
+    python_state = tuple(int(v) for v in state["python"].tolist())
+    random.setstate((3, python_state, None))
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
