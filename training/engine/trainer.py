@@ -137,12 +137,12 @@ class Trainer:
             while self.epoch < self.cfg["epochs"] and not self._reached_max_steps():
                 self._train_one_epoch()
                 if self.stop_requested:
-                    return
+                    break
                 self.epoch += 1
                 self.step_in_epoch = 0
                 for hook in self.hooks:
                     hook.after_epoch(self)
-            for hook in self.hooks:
+            for hook in self.hooks:  # also on a requested stop: flush logs, close writers
                 hook.after_train(self)
         finally:
             self._restore_signal_handlers(previous_handlers)
