@@ -1,0 +1,76 @@
+"""Official dataset layout + split files -> ``<data_root>/json/<Name>.json``.
+
+Usage::
+
+    python -m preprocessing.rearrange --dataset FaceForensics++ --dataset_root datasets/FaceForensics++ \
+        --data_root datasets [--compression c23] [--perturbation end_to_end]
+
+Run it after ``preprocessing.preprocess``: it indexes the frames, landmarks and
+masks that preprocessing wrote, by the dataset's official splits (one adapter
+per dataset in ``preprocessing/adapters``). The JSON schema is DeepfakeBench's
+(datasets/README.md). Paths are relative to ``--data_root`` when the dataset
+lives inside it, absolute otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+from training.registry import DATASET_ADAPTERS, import_builtin_components
+from training.utils.atomic import atomic_write_json
+
+
+def rearrange(dataset: str, dataset_root: Path, data_root: Path, compression: Optional[str] = None,
+              options: Optional[Dict[str, str]] = None):
+    """Build the dataset JSON(s) with the registered adapter and write them; return the result."""
+    from preprocessing.adapters.common import AdapterContext, AdapterError
+
+    import_builtin_components("dataset adapter")
+    adapter = DATASET_ADAPTERS.get(dataset)
+    dataset_root, data_root = Path(dataset_root), Path(data_root)
+    if not dataset_root.is_dir():
+        raise AdapterError(f"--dataset_root {dataset_root} is not a folder; point it at the {dataset} "
+                           f"folder that holds the official layout.")
+    context = AdapterContext(dataset_root, data_root, compression, dict(options or {}))
+    result = adapter(context)
+    for name, index in result.indexes.items():
+        atomic_write_json(data_root / "json" / f"{name}.json", index)
+    return result
+
+
+def count_videos(index: dict) -> Dict[str, Dict[str, int]]:
+    """{label: {split: videos}} (summed over compression levels)."""
+    (tree,) = index.values()
+    counts: Dict[str, Dict[str, int]] = {}
+    for label, splits in tree.items():
+        for split, node in splits.items():
+            nested = node and all(isinstance(value, dict) and "frames" not in value for value in node.values())
+            counts.setdefault(label, {})[split] = (sum(len(videos) for videos in node.values())
+                                                   if nested else len(node))
+    return counts
+
+
+def main(argv: Optional[Sequence[str]] = None):
+    import_builtin_components("dataset adapter")  # to list the adapters in --help
+    parser = argparse.ArgumentParser(prog="python -m preprocessing.rearrange", description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASET_ADAPTERS.names())}")
+    parser.add_argument("--dataset_root", required=True, help="the dataset's folder (official layout)")
+    parser.add_argument("--data_root", default="datasets", help="data root; JSONs go to <data_root>/json (datasets)")
+    parser.add_argument("--compression", choices=["c23", "c40", "raw"],
+                        help="FF++ family: index only this level (default: every level found)")
+    parser.add_argument("--perturbation", help="DeeperForensics-1.0: folder of manipulated_videos (end_to_end)")
+    args = parser.parse_args(argv)
+    options = {"perturbation": args.perturbation} if args.perturbation else {}
+    result = rearrange(args.dataset, Path(args.dataset_root), Path(args.data_root), args.compression, options)
+    for name, index in result.indexes.items():
+        print(f"{Path(args.data_root) / 'json' / (name + '.json')}:")
+        for label, splits in count_videos(index).items():
+            print(f"  {label}: " + ", ".join(f"{split} {count}" for split, count in splits.items()))
+    for note in result.notes:
+        print(f"note: {note}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
