@@ -12,8 +12,14 @@ setup:
 demo-data: setup
 	$(PYTHON) -m preprocessing.demo.generate --root $(DATA_ROOT) --seed 0
 
+# The run directory is fixed up front so the ROC plot and the HTML report can find it;
+# the last line printed stays the run's metrics.json path.
+demo: DEMO_RUN := runs/$(shell date +%Y%m%d-%H%M%S)_demo_clip_tiny
 demo: demo-data
-	$(PYTHON) training/train.py --detector_path $(DEMO_CONFIG)
+	$(PYTHON) training/train.py --detector_path $(DEMO_CONFIG) --run_dir $(DEMO_RUN)
+	$(PYTHON) -m analysis.roc --run $(DEMO_RUN)
+	$(PYTHON) -m analysis.report --run $(DEMO_RUN)
+	@echo $(DEMO_RUN)/metrics.json
 
 test: setup
 	$(PYTHON) -m pytest -q --durations=15

@@ -3,10 +3,16 @@
     python training/test.py --detector_path configs/detector/demo_clip_tiny.yaml \
         --weights_path runs/<run>/checkpoints/best.pt --test_dataset DemoFF DemoCDF --out results/demo
     python training/test.py --weights_path runs/<runA> runs/<runB> --test_dataset DemoCDF --out results/cmp
+    python training/test.py --weights_path runs/<run> --out results/robust --perturb            # all degradations
+    python training/test.py --weights_path runs/<run> --out results/robust --perturb jpeg=90,50 blur
 
 A run directory as --weights_path means its checkpoints/best.pt and its config.yaml.
 Writes <out>/<row>/<dataset>/{predictions.csv,metrics.json}, <out>/metrics.json and
-<out>/table.{md,csv,tex}; prints the markdown table.
+<out>/table.{md,csv,tex}; prints the markdown table. Test sets are always their *test* split.
+
+--perturb degrades every test frame (training/data/perturbations.py; docs/ROBUSTNESS.md) and
+also writes <out>/perturbed/<row>/<perturbation>/<dataset>/..., <out>/robustness.json,
+<out>/robustness.{md,csv,tex} (rows: detector x perturbation/severity) and <out>/robustness.png.
 """
 from __future__ import annotations
 
@@ -32,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--opts", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides")
     parser.add_argument("--extra_metrics", action="store_true", help="add EER/AP/TPR@1%%FPR columns")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--perturb", nargs="*", metavar="KIND[=S1,S2]",
+                        help="also test on degraded frames: no value = every kind at its default severities "
+                             "(jpeg noise blur resize chain); or e.g. jpeg=90,50 blur")
+    parser.add_argument("--perturb_seed", type=int, default=0, help="seed of the random degradations (noise)")
     return parser
 
 
@@ -51,6 +61,14 @@ def resolve_weights(entry: str, detector_path: Optional[str]) -> Tuple[Path, Pat
     return checkpoint, config, name
 
 
+def combined_footnote(footnotes: Dict[str, str]) -> str:
+    """One footnote when all rows share it, otherwise one per row (e.g. different frame counts)."""
+    distinct = list(dict.fromkeys(footnotes.values()))
+    if len(distinct) <= 1:
+        return distinct[0] if distinct else ""
+    return " ".join(f"{name}: {text}" for name, text in footnotes.items())
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from analysis.tables import write_tables
@@ -62,14 +80,29 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if args.names and len(args.names) != len(args.weights_path):
         raise SystemExit(f"--names has {len(args.names)} entries but --weights_path has {len(args.weights_path)}.")
+    perturbations = []
+    if args.perturb is not None:
+        from training.data.perturbations import parse_perturbations
+
+        try:
+            perturbations = parse_perturbations(args.perturb, seed=args.perturb_seed)
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+    rows = [resolve_weights(entry, args.detector_path) for entry in args.weights_path]
+    if args.names:
+        rows = [(checkpoint, config_path, name) for (checkpoint, config_path, _), name in zip(rows, args.names)]
+    row_names = [name for _, _, name in rows]
+    repeated = sorted({name for name in row_names if row_names.count(name) > 1})
+    if repeated:
+        raise SystemExit(f"Several --weights_path entries are named {', '.join(repeated)} (rows are named after "
+                         f"their run directory); give --names to tell them apart.")
     device = dist_utils.select_device(args.device)
     dist_utils.init_from_environment(device)
     out = Path(args.out)
     results: Dict[str, Dict] = {}
-    footnote = ""
-    for i, entry in enumerate(args.weights_path):
-        checkpoint, config_path, name = resolve_weights(entry, args.detector_path)
-        name = args.names[i] if args.names else name
+    robustness: Dict[str, Dict[str, Dict]] = {}
+    footnotes: Dict[str, str] = {}
+    for checkpoint, config_path, name in rows:
         overrides = list(args.opts)
         if args.test_dataset:
             overrides.append(f"data.test_dataset=[{','.join(args.test_dataset)}]")
@@ -80,13 +113,39 @@ def main(argv: Optional[List[str]] = None) -> int:
         detector = build_detector(config).to(device)
         load_detector_weights(detector, checkpoint)
         results[name] = test_detector(config, detector, names, out / name, device)
-        footnote = table_footnote(config, detector.input_spec.frames_per_sample)
+        footnotes[name] = table_footnote(config, detector.input_spec.frames_per_sample)
+        if perturbations:
+            robustness[name] = {"clean": results[name]}
+            for perturbation in perturbations:
+                robustness[name][perturbation.name] = test_detector(
+                    config, detector, names, out / "perturbed" / name / perturbation.slug, device,
+                    perturbation=perturbation)
+    footnote = combined_footnote(footnotes)
+    if args.extra_metrics:
+        footnote += " TPR@1%FPR is frame-level."
     if dist_utils.is_main_process():
         atomic_write_json(out / "metrics.json", results)
+        if perturbations:
+            write_robustness_outputs(out, robustness, footnote, args)
         print(write_tables(results, out / "table", footnote=footnote, extra=metric_columns(args.extra_metrics)))
         print(out / "metrics.json")
     dist_utils.shutdown()
     return 0
+
+
+def write_robustness_outputs(out: Path, robustness: Dict[str, Dict[str, Dict]], footnote: str, args) -> None:
+    from analysis.robustness import RESULTS_FILE, write_robustness
+    from training.engine.testing import metric_columns
+    from training.utils.atomic import atomic_write_json
+
+    note = (f"{footnote} Degradations applied to every test frame (the stored face crop, before the detector's "
+            f"resize and normalisation); random ones seeded from (seed {args.perturb_seed}, perturbation, "
+            f"frame path); see docs/ROBUSTNESS.md.")
+    datasets = list(dict.fromkeys(d for per in robustness.values() for r in per.values() for d in r))
+    payload = {"seed": args.perturb_seed, "datasets": datasets, "footnote": note, "results": robustness}
+    atomic_write_json(out / RESULTS_FILE, payload)
+    print(write_robustness(payload, out / "robustness", extra=metric_columns(args.extra_metrics)))
+    print(out / "robustness.png")
 
 
 if __name__ == "__main__":

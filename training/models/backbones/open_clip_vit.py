@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
+from training.models.backbones.conv_stem import ConvStem
 from training.models.backbones.fast_attention import use_packed_attention
 from training.registry import BACKBONES
 
@@ -108,7 +109,7 @@ class OpenClipVisionBackbone(nn.Module):
 
     def __init__(self, arch: str = "ViT-B-16", pretrained: Optional[str] = "openai",
                  vision_cfg: Optional[dict] = None, quick_gelu: Optional[bool] = None,
-                 weights_dir: str = "weights", allow_download: bool = False):
+                 weights_dir: str = "weights", allow_download: bool = False, conv_stem: bool = False):
         super().__init__()
         import open_clip
         from open_clip.model import _build_vision_tower
@@ -128,6 +129,13 @@ class OpenClipVisionBackbone(nn.Module):
         self.width = self.visual.ln_post.normalized_shape[0]
         self.image_size = self.visual.image_size[0]
         self.grid_size = self.visual.grid_size
+        # "tok": the CLS token (CLIP, LN-CLIP); "avg": mean of the patch tokens (open_clip's pool_type).
+        self.pool_type = getattr(self.visual, "pool_type", "tok")
+        if conv_stem:
+            if pretrained:
+                raise ValueError("model.backbone.conv_stem replaces CLIP's patch embedding and cannot be "
+                                 "combined with pretrained weights; use it with pretrained: null.")
+            self.visual.conv1 = ConvStem(self.width, self.visual.patch_size[0])
         self.weights_file: Optional[str] = None
         if pretrained:
             self._load_pretrained(str(pretrained), Path(weights_dir), allow_download)
@@ -165,6 +173,10 @@ class OpenClipVisionBackbone(nn.Module):
         tokens = visual._embeds(images)
         tokens = visual.transformer(tokens)
         return visual.ln_post(tokens)
+
+    def pooled(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The image feature from ``forward``'s tokens: CLS (``tok``) or mean of patches (``avg``)."""
+        return tokens[:, 1:].mean(dim=1) if self.pool_type == "avg" else tokens[:, 0]
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Patch + position embedding and ``ln_pre`` (the input of block 0)."""
