@@ -12,8 +12,8 @@ per video; only the temporal forgery varies them per frame, on purpose.
 | reenact     | Face2Face                 | warped mouth/eyes, blurry re-rendered mouth, shading |
 | texture     | NeuralTextures            | resampled mouth area, periodic texture, colour shift |
 | selfblend   | SBI (self-blended images) | shifted/colour-jittered copy of the face, boundary   |
-| soft_swap   | Celeb-DF v2               | elliptical, wide feather, full colour transfer       |
-| wild_swap   | DFDC                      | smoothed low-res face, weak colour correction        |
+| soft_swap   | Celeb-DF v2               | elliptical, wide feather, near-full colour transfer  |
+| wild_swap   | DFDC                      | "plastic" smoothed skin, brow-level hull boundary    |
 | flicker     | temporal inconsistency    | tiny offset whose sign and mask jump every frame     |
 """
 from __future__ import annotations
@@ -95,7 +95,7 @@ def _paste_face(target: CameraClip, k: int, donor: Donor, generated_px: int,
 
 
 def swap(target: CameraClip, donor: Donor, rng: np.random.Generator) -> List[FakeFrame]:
-    """DeepFakes/FaceSwap: a 64-80 px generated face, little colour correction, hull mask."""
+    """DeepFakes/FaceSwap: a 56-80 px generated face, little colour correction, hull mask."""
     generated_px = int(rng.integers(56, 81))
     colour_strength = float(rng.uniform(0.0, 0.35))
     erode = float(rng.uniform(1, 5))
@@ -109,9 +109,9 @@ def swap(target: CameraClip, donor: Donor, rng: np.random.Generator) -> List[Fak
 
 def soft_swap(target: CameraClip, donor: Donor, rng: np.random.Generator) -> List[FakeFrame]:
     """Celeb-DF-like: higher resolution, elliptical wide-feathered mask, full colour transfer."""
-    generated_px = int(rng.integers(144, 193))
-    colour_strength = float(rng.uniform(0.9, 1.0))
-    sigma = float(rng.uniform(8, 12))
+    generated_px = int(rng.integers(112, 161))
+    colour_strength = float(rng.uniform(0.85, 1.0))
+    sigma = float(rng.uniform(7, 11))
     # Camera-like noise over the pasted face hides its smoothness.
     noise_rng = np.random.default_rng(rng.integers(2 ** 63))
     out = []
@@ -131,9 +131,9 @@ def soft_swap(target: CameraClip, donor: Donor, rng: np.random.Generator) -> Lis
 
 
 def wild_swap(target: CameraClip, donor: Donor, rng: np.random.Generator) -> List[FakeFrame]:
-    """DFDC-like: a 'beautified' (smoothed) low-resolution face with weak colour correction."""
-    generated_px = int(rng.integers(128, 177))
-    colour_strength = float(rng.uniform(0.75, 0.95))
+    """DFDC-like: a 'beautified' (bilateral-smoothed) face in a brow-level hull mask."""
+    generated_px = int(rng.integers(144, 193))
+    colour_strength = float(rng.uniform(0.8, 1.0))
     grow = float(rng.uniform(-2, 2))
     sigma = float(rng.uniform(3, 5))
     sharpen = float(rng.uniform(0.2, 0.5))
