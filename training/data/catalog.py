@@ -91,11 +91,13 @@ def dataset_json_path(data_root: PathLike, name: str) -> Path:
 def _reject_duplicate_keys(pairs: Sequence[Tuple[str, Any]]) -> Dict[str, Any]:
     # json.load keeps the last of two equal keys without a word; a video listed
     # twice in one split would silently lose one entry.
-    result: Dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise CatalogError(f"duplicate key {key!r} in the same JSON object")
-        result[key] = value
+    result = dict(pairs)  # C speed; the slow search below runs only when there is a duplicate
+    if len(result) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise CatalogError(f"duplicate key {key!r} in the same JSON object")
+            seen.add(key)
     return result
 
 
@@ -247,8 +249,26 @@ def referenced_paths(tree: Any) -> List[Tuple[str, str]]:
 
 def frame_index_of(path: str) -> int:
     """The original frame index encoded in a frame file name (``.../012.png`` → 12)."""
-    stem = posixpath.splitext(posixpath.basename(path.replace("\\", "/")))[0]
-    return int(stem)
+    # Plain string slicing: this runs for every frame, mask and landmark path of a dataset
+    # (12 M times for DFDC), where posixpath.basename/splitext cost ~10x more.
+    name = path[max(path.rfind("/"), path.rfind("\\")) + 1:]
+    dot = name.rfind(".")
+    if dot <= 0 or name[0] == ".":  # no extension, or a dot-file: posixpath's rules apply
+        return int(posixpath.splitext(name)[0])
+    return int(name[:dot])
+
+
+def frame_indices_of(paths: Sequence[str]) -> List[int]:
+    """``[frame_index_of(p) for p in paths]`` (same results, same ValueError), ~2x faster:
+    building the index of a DFDC-sized JSON parses 12 M paths."""
+    if "\\" not in "".join(paths):
+        try:
+            # rpartition: basename, then the stem before the last dot ("" when there is none,
+            # which int() rejects, so odd names take the exact path below).
+            return [int(path.rpartition("/")[2].rpartition(".")[0]) for path in paths]
+        except ValueError:
+            pass
+    return [frame_index_of(path) for path in paths]
 
 
 def _path_list(entry: Mapping[str, Any], field_name: str) -> Optional[List[str]]:
@@ -279,13 +299,15 @@ def _record_from_entry(name: str, split: str, label_group: str, video: str, entr
         raise _VideoProblem("video has no frames (empty 'frames' list); re-run preprocessing for it "
                             "or remove it from the JSON")
     try:
-        indices = [frame_index_of(path) for path in frames]
+        indices = frame_indices_of(frames)
     except ValueError:
         bad = next(path for path in frames if not _has_integer_stem(path))
         raise _VideoProblem(f"frame file name {bad!r} is not an integer frame index (NNN.png)") from None
     if len(set(indices)) != len(indices):
         raise _VideoProblem("two frames share one frame index")
     order = sorted(range(len(frames)), key=indices.__getitem__)
+    in_order = order == list(range(len(frames)))  # the usual case: nothing to permute
+    sorted_indices = indices if in_order else [indices[i] for i in order]
     aligned = {}
     for field_name in ("masks", "landmarks"):
         values = _path_list(entry, field_name)
@@ -293,12 +315,13 @@ def _record_from_entry(name: str, split: str, label_group: str, video: str, entr
             if len(values) != len(frames):
                 raise _VideoProblem(f"'{field_name}' has {len(values)} paths but 'frames' has "
                                     f"{len(frames)}; the lists must be aligned")
-            aligned[field_name] = tuple(values[i] for i in order)
-            _check_stems_match(field_name, aligned[field_name], [indices[i] for i in order])
+            aligned[field_name] = tuple(values) if in_order else tuple(values[i] for i in order)
+            _check_stems_match(field_name, aligned[field_name], sorted_indices)
     identity = entry.get("identity")
     return VideoRecord(
         dataset=name, label_name=label_name, label=int(label_dict[label_name]), split=split,
-        video=video, frames=tuple(frames[i] for i in order), masks=aligned.get("masks"),
+        video=video, frames=tuple(frames) if in_order else tuple(frames[i] for i in order),
+        masks=aligned.get("masks"),
         landmarks=aligned.get("landmarks"), identity=None if identity is None else str(identity),
         compression=compression)
 
@@ -313,8 +336,17 @@ def _has_integer_stem(path: str) -> bool:
 
 def _check_stems_match(field_name: str, paths: Sequence[str], frame_indices: Sequence[int]) -> None:
     # After reordering, mask/landmark i must belong to frame i; equal stems prove it.
+    try:
+        if frame_indices_of(paths) == list(frame_indices):
+            return
+    except ValueError:
+        pass  # the loop below names the first bad entry
     for path, index in zip(paths, frame_indices):
-        if not _has_integer_stem(path) or frame_index_of(path) != index:
+        try:
+            matches = frame_index_of(path) == index
+        except ValueError:
+            matches = False
+        if not matches:
             raise _VideoProblem(f"'{field_name}' entry {path!r} does not match frame index {index}; "
                                 f"the lists must be aligned with 'frames'")
 

@@ -215,6 +215,13 @@ class ClipDataset(_VideoSampleDataset):
         self.samples: List[Tuple[int, int]] = [
             (index, clip) for index in usable
             for clip in range(num_clips_for(len(self.frame_subsets[index]), clip_len, clips_per_video))]
+        # Keys of videos shorter than one clip (their clip repeats the last frame): reported, never hidden.
+        self.padded_videos: List[str] = [self.records[index].key for index in usable
+                                         if len(self.frame_subsets[index]) < clip_len]
+        if self.padded_videos:
+            log.warning("ClipDataset: %d of %d video(s) are shorter than a %d-frame clip and were padded by "
+                        "repeating their last frame, e.g. %s", len(self.padded_videos), len(usable), clip_len,
+                        ", ".join(self.padded_videos[:3]))
         self._log_report()
 
     def _drop_videos_with_bad_frames(self, usable: List[int]) -> List[int]:
@@ -268,6 +275,16 @@ class ClipDataset(_VideoSampleDataset):
         return sample
 
 
+def _shared_batch_buffer(values: Sequence[torch.Tensor]) -> Optional[torch.Tensor]:
+    """In a DataLoader worker, stack straight into shared memory (as torch's default_collate
+    does): the batch then reaches the main process without one more full copy."""
+    if torch.utils.data.get_worker_info() is None:
+        return None
+    first = values[0]
+    storage = first._typed_storage()._new_shared(len(values) * first.numel(), device=first.device)
+    return first.new(storage).resize_(len(values), *first.shape)
+
+
 def collate_samples(samples: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
     """Stack tensors, turn ints/bools into tensors, keep strings as lists."""
     if not samples:
@@ -281,7 +298,7 @@ def collate_samples(samples: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
             if len(shapes) > 1:
                 raise ValueError(f"cannot batch '{key}': samples have shapes {sorted(shapes)} "
                                  f"(e.g. 68- and 81-point landmarks mixed in one batch)")
-            batch[key] = torch.stack(values)
+            batch[key] = torch.stack(values, out=_shared_batch_buffer(values))
         elif isinstance(first, bool):
             batch[key] = torch.tensor(values, dtype=torch.bool)
         elif isinstance(first, int):

@@ -47,7 +47,10 @@ class ShardedSampler(Sampler):
         else:
             order = list(range(self.size))
         total = self.per_rank * self.world_size
-        order += order[: total - len(order)]
+        # Repeat the order as often as needed (as DistributedSampler does): with fewer samples
+        # than ranks one repeat is not enough, and a rank short of batches would hang DDP.
+        while len(order) < total:
+            order += order[: total - len(order)]
         return iter(order[self.rank:total:self.world_size][self.skip:])
 
     def __len__(self) -> int:
@@ -83,7 +86,9 @@ class EpochSeededDataset(Dataset):
         sample_seed = (self.seed * 1_000_003 + self.epoch * 7_919 + index) % (2 ** 31)
         random.seed(sample_seed)
         np.random.seed(sample_seed)
-        torch.manual_seed(sample_seed)
+        # The CPU generator only: torch.manual_seed also seeds CUDA/XPU lazily, recording a
+        # stack trace on every call (~1 ms per sample in CPU-only workers).
+        torch.random.default_generator.manual_seed(sample_seed)
         if hasattr(self.dataset, "reseed"):
             self.dataset.reseed(sample_seed)
         return self.dataset[index]
@@ -110,8 +115,12 @@ def identity_index(records) -> Dict[str, int]:
 
 
 def build_dataset(config: Config, names: Sequence[str], split: str, spec: InputSpec, train: bool,
-                  records=None, identity_to_index: Optional[Dict[str, int]] = None) -> Dataset:
-    """One dataset over all videos of ``names``/``split`` (frames or clips, per the input spec)."""
+                  records=None, identity_to_index: Optional[Dict[str, int]] = None,
+                  perturbation=None) -> Dataset:
+    """One dataset over all videos of ``names``/``split`` (frames or clips, per the input spec).
+
+    ``perturbation`` (a :class:`training.data.perturbations.Perturbation`) degrades every
+    frame as it is read (robustness tests); masks and landmarks are read unchanged."""
     from training.data.datasets import ClipDataset, FrameDataset
     from training.data.storage import build_storage
     from training.data.transforms import build_transform
@@ -123,9 +132,24 @@ def build_dataset(config: Config, names: Sequence[str], split: str, spec: InputS
                          f"({data['root']}) and the dataset JSON files.")
     stage = "train" if train else ("val" if split == "val" else "test")
     storage = build_storage(data["storage"], data["root"])
+    if perturbation is not None:
+        from training.data.perturbations import PerturbedStorage
+
+        storage = PerturbedStorage(storage, perturbation)
     transform = build_transform(config["augment"] if train else {}, spec, train)
     # Masks supervise training losses only; test sets (e.g. Celeb-DF) often have none.
     with_mask = spec.with_mask and train
+    self_blend = data.get("self_blend") or {}
+    if train and self_blend.get("enabled"):
+        if spec.frames_per_sample > 1:
+            raise ValueError("data.self_blend blends single frames; this detector takes clips of "
+                             f"{spec.frames_per_sample} frames. Disable data.self_blend for it.")
+        from training.data.self_blend import build_self_blend_dataset
+
+        return build_self_blend_dataset(records, storage, transform, self_blend,
+                                        frame_num=data["frame_num"][stage], with_mask=with_mask,
+                                        with_landmarks=spec.with_landmarks,
+                                        identity_to_index=identity_to_index, strict=data["strict"])
     if spec.frames_per_sample > 1:
         # Clips are T consecutive frames of the preprocessed video (all its frames are used).
         return ClipDataset(records, storage, transform, clip_len=spec.frames_per_sample,
@@ -154,3 +178,36 @@ def build_loader(config: Config, dataset: Dataset, batch_size: int, train: bool,
 
 def dataset_names(config: Config, key: str) -> List[str]:
     return [str(n) for n in as_list(config["data"][key])]
+
+
+def data_report(dataset: Dataset, name: str, split: str) -> Dict[str, object]:
+    """What a built dataset holds and what it had to change: videos, samples, the videos
+    padded to one clip (clip datasets) and what lenient mode skipped. Written next to the
+    test predictions (``data_report.json``) and logged, so nothing is altered unseen."""
+    from training.data.datasets import ClipDataset
+
+    inner = getattr(dataset, "dataset", dataset)  # unwrap EpochSeededDataset
+    report: Dict[str, object] = {"dataset": name, "split": split,
+                                 "n_videos": len({record for record, _ in inner.samples}),
+                                 "n_samples": len(inner)}
+    if isinstance(inner, ClipDataset):
+        padded = list(inner.padded_videos)
+        report.update(sample="clip", clip_len=inner.clip_len, clips_per_video=inner.clips_per_video,
+                      n_padded_videos=len(padded), padded_videos=padded)
+    else:
+        report.update(sample="frame", frame_num=inner.frame_num)
+    report["n_skipped"] = len(inner.report)
+    report["skipped"] = [f"{item.what}: {item.reason}" for item in inner.report.skipped]
+    return report
+
+
+def log_data_report(report: Dict[str, object]) -> None:
+    unit = f"clips of {report['clip_len']} frames" if report["sample"] == "clip" else "frames"
+    line = (f"{report['dataset']} {report['split']}: {report['n_videos']} videos, "
+            f"{report['n_samples']} {unit}")
+    if report["sample"] == "clip":
+        line += (f"; {report['n_padded_videos']} video(s) shorter than a clip padded by repeating "
+                 f"their last frame")
+    if report["n_skipped"]:
+        line += f"; {report['n_skipped']} item(s) skipped (lenient mode)"
+    (log.warning if report.get("n_padded_videos") or report["n_skipped"] else log.info)(line)

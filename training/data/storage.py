@@ -12,6 +12,9 @@ LMDB rule (shared with preprocessing/to_lmdb.py through :func:`lmdb_key`):
   relative to it, any other absolute path is kept as is;
 * value = the original file bytes for PNGs; for ``.npy`` the array re-saved
   with ``np.save`` (header included, so dtype and shape travel with it).
+  A *decoded cache* (preprocessing/resize_cache.py) stores frames and masks as
+  ``np.save``'d uint8 arrays (RGB frames) instead, optionally pre-resized; the
+  decoders below recognise them by the ``.npy`` magic bytes.
 
 Nothing is ever substituted: a missing, empty or undecodable file raises
 :class:`UnreadableFileError` naming the file (and the LMDB db and key).
@@ -30,6 +33,7 @@ import numpy as np
 
 PathLike = Union[str, os.PathLike]
 LMDB_META_KEY = b"__clipforensics_lmdb__"
+NPY_MAGIC = b"\x93NUMPY"
 
 
 class UnreadableFileError(OSError):
@@ -62,8 +66,29 @@ def lmdb_key(path: str, data_root: PathLike) -> str:
 # --------------------------------------------------------------------------- decoding
 
 
+def is_decoded_array(data: bytes) -> bool:
+    """Values of a decoded cache (preprocessing/resize_cache.py) are ``.npy`` arrays, not PNGs."""
+    return data[:6] == NPY_MAGIC
+
+
+def _decoded_array(data: bytes, where: str, kind: str, ndim: int) -> np.ndarray:
+    # A decoded cache skips PNG decoding, the largest per-frame cost of the loader.
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise _decode_error(kind, where, len(data)) from error
+    if array.dtype != np.uint8 or array.ndim != ndim or (ndim == 3 and array.shape[2] != 3):
+        raise UnreadableFileError(
+            f"Cached {kind} {where} is a {array.dtype} array of shape {array.shape}; expected uint8 "
+            f"{'(H, W, 3) RGB' if ndim == 3 else '(H, W)'}. Rebuild the cache with preprocessing.resize_cache.",
+            where)
+    return array
+
+
 def decode_image(data: bytes, where: str) -> np.ndarray:
-    """PNG/JPEG bytes → RGB uint8 (H, W, 3)."""
+    """PNG/JPEG bytes (or a decoded cache's RGB ``.npy``) → RGB uint8 (H, W, 3)."""
+    if is_decoded_array(data):
+        return _decoded_array(data, where, "image", 3)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
         raise _decode_error("image", where, len(data))
@@ -71,7 +96,9 @@ def decode_image(data: bytes, where: str) -> np.ndarray:
 
 
 def decode_mask(data: bytes, where: str) -> np.ndarray:
-    """PNG bytes → uint8 (H, W) (single channel; colour masks are converted to grey)."""
+    """PNG bytes (or a decoded cache's ``.npy``) → uint8 (H, W) (colour masks are converted to grey)."""
+    if is_decoded_array(data):
+        return _decoded_array(data, where, "mask", 2)
     mask = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
     if mask is None:
         raise _decode_error("mask", where, len(data))

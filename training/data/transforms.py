@@ -51,6 +51,7 @@ sets the seed explicitly.
 from __future__ import annotations
 
 import os
+import random
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import albumentations as A
@@ -175,8 +176,37 @@ def _hue_saturation(o: Mapping[str, Any]) -> A.BasicTransform:
         val_shift_limit=_pair(o.get("value", 20), "hue_saturation.value", symmetric=True), p=o["p"])
 
 
+class FastFancyPCA(A.FancyPCA):
+    """albumentations' FancyPCA, same parameters and same output, ~10x faster on RGB uint8.
+
+    Its noise is linear in the centred pixel (``V diag(alpha * lambda) (x - mean)``), so the
+    whole op is one 3x4 affine colour matrix (``cv2.transform``). The 3x3 covariance comes
+    from a Gram matrix (``cv2.mulTransposed``) instead of ``np.cov`` over every pixel, which
+    made FancyPCA the slowest step of DeepfakeBench's augmentations (~60 ms per 256 px frame).
+    """
+
+    def apply(self, img: np.ndarray, alpha_vector: np.ndarray, **params: Any) -> np.ndarray:
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            return super().apply(img, alpha_vector, **params)
+        from albucore import from_float
+
+        pixels = img.astype(np.float32) * np.float32(1.0 / 255.0)
+        flat = pixels.reshape(-1, 3)
+        count = flat.shape[0]
+        mean = np.asarray(cv2.mean(pixels)[:3], np.float64)
+        gram = cv2.mulTransposed(flat, True, dtype=cv2.CV_64F)
+        covariance = (gram - count * np.outer(mean, mean)) / max(count - 1, 1)
+        values, vectors = np.linalg.eigh(covariance)
+        order = values[::-1].argsort()
+        noise = vectors[:, order] @ np.diag(alpha_vector.astype(np.float64) * values[order])
+        affine = np.concatenate([np.eye(3) + noise, (-noise @ mean)[:, None]], axis=1).astype(np.float32)
+        out = cv2.transform(pixels, affine)
+        np.clip(out, 0, 1, out=out)
+        return from_float(out, np.uint8)
+
+
 def _fancy_pca(o: Mapping[str, Any]) -> A.BasicTransform:
-    return A.FancyPCA(alpha=float(o.get("alpha", 0.1)), p=o["p"])
+    return FastFancyPCA(alpha=float(o.get("alpha", 0.1)), p=o["p"])
 
 
 def _jpeg(o: Mapping[str, Any]) -> A.BasicTransform:
@@ -237,7 +267,24 @@ def build_geometry(spec: InputSpec) -> List[Any]:
 
 # --------------------------------------------------------------------------- the callable
 
-ArrayOrFrames = Union[np.ndarray, Sequence[np.ndarray]]
+
+def seed_independently(pipeline: A.BaseCompose, seed: int) -> None:
+    """Seed ``pipeline`` so that all its transforms draw from ONE stream derived from ``seed``.
+
+    ``Compose.set_random_seed`` hands every transform its own generator with the *same*
+    seed, so their draws coincide: reseeded per sample, transforms with equal ``p`` all
+    fire together or not at all, and their parameters are correlated. One shared numpy
+    Generator and one ``random.Random`` make consecutive draws independent (as the global
+    RNG of albumentations 1.x did), and cost two generator constructions, not two per op.
+    """
+    generator, py_random = np.random.default_rng(seed), random.Random(seed)
+    nodes: List[Any] = [pipeline]
+    while nodes:
+        node = nodes.pop()
+        # The attributes BaseCompose/BasicTransform.set_random_seed assign (albumentations 2.x).
+        node.seed, node.random_generator, node.py_random = seed, generator, py_random
+        if isinstance(node, A.BaseCompose):
+            nodes.extend(node.transforms)
 
 
 class FaceTransform:
@@ -261,17 +308,18 @@ class FaceTransform:
         # torch elementwise ops inside DataLoader workers competing for the same cores.
         levels = np.arange(256, dtype=np.float32) / 255.0
         self._lut = np.stack([(levels - np.float32(m)) / np.float32(s) for m, s in zip(spec.mean, spec.std)])
+        self._lut_hwc = np.ascontiguousarray(self._lut.T.reshape(256, 1, 3))  # cv2.LUT's layout
         self._seeded_for: Optional[Tuple[int, int]] = None
 
     def reseed(self, seed: int) -> None:
         """Make the next augmentations a function of ``seed`` alone."""
-        self.pipeline.set_random_seed(int(seed) % 2**32)
+        seed_independently(self.pipeline, int(seed) % 2**32)
         self._seeded_for = (os.getpid(), torch.initial_seed())
 
     def _reseed_if_new_process(self) -> None:
         token = (os.getpid(), torch.initial_seed())
         if token != self._seeded_for:
-            self.pipeline.set_random_seed(token[1] % 2**32)
+            seed_independently(self.pipeline, token[1] % 2**32)
             self._seeded_for = token
 
     def __call__(self, image: ArrayOrFrames, mask: Optional[ArrayOrFrames] = None,
@@ -312,10 +360,10 @@ class FaceTransform:
         return {"image": image_t, "mask": mask_t, "landmarks": points_t}
 
     def _normalise(self, frames: np.ndarray) -> torch.Tensor:
-        channels_first = np.ascontiguousarray(frames.transpose(0, 3, 1, 2))
-        out = np.empty(channels_first.shape, np.float32)
-        for channel in range(3):
-            out[:, channel] = self._lut[channel][channels_first[:, channel]]
+        # cv2.LUT applies the same table ~4x faster than numpy fancy indexing (same values).
+        out = np.empty((frames.shape[0], 3, *frames.shape[1:3]), np.float32)
+        for index, frame in enumerate(frames):
+            out[index] = cv2.LUT(np.ascontiguousarray(frame), self._lut_hwc).transpose(2, 0, 1)
         return torch.from_numpy(out)
 
 

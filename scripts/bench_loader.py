@@ -1,0 +1,292 @@
+"""Frames per second of the training data loader (read + decode + augment + collate).
+
+    python scripts/bench_loader.py --data_root /path/to/demo_root [--dataset DemoFF] \
+        [--config configs/detector/xception.yaml] [--workers 0 2 4] [--repeats 3]
+
+Pipelines, each with the config's training augmentations at the detector's resolution:
+
+* ``baseline``   — DeepfakeBench-style: per sample ``cv2.imread`` + ``cv2.resize`` (bicubic)
+  + the same albumentations ops in their stock versions + torchvision ``ToTensor`` and
+  ``Normalize`` + torch's default collate;
+* ``rgb``        — this framework's loader (training/data/loaders.py) on the PNG files;
+* ``lmdb``       — the same on an LMDB of the PNG bytes (preprocessing/to_lmdb.py);
+* ``lmdb_cache`` — the same on a decoded cache at the model resolution
+  (preprocessing/resize_cache.py): no PNG decoding at all.
+
+Every pipeline runs over the same training frames, with the same DataLoader settings
+(batch size, workers, prefetch), after warm-up batches that absorb worker start-up.
+Prints one table (median of ``--repeats`` runs, min-max in brackets) and the speed-up of
+each pipeline over the baseline at the same worker count, measured in the same run.
+Without ``--data_root`` a small demo dataset is generated in a temporary folder.
+The LMDB and the cache are written to a temporary folder (the data root is only read).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+if __package__ in (None, ""):
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
+
+PIPELINES = ("baseline", "rgb", "lmdb", "lmdb_cache")
+
+
+# --------------------------------------------------------------------------- baseline
+
+
+def stock_augmentations(aug_cfg) -> List:
+    """The config's augmentations as stock albumentations ops (no framework speed-ups)."""
+    import albumentations as A
+
+    from training.data.transforms import FastFancyPCA, MirrorFlip, build_augmentations
+
+    def stock(op):
+        if isinstance(op, FastFancyPCA):
+            return A.FancyPCA(alpha=op.alpha, p=op.p)
+        if isinstance(op, MirrorFlip):
+            return A.HorizontalFlip(p=op.p)
+        if isinstance(op, A.OneOf):
+            return A.OneOf([stock(child) for child in op.transforms], p=op.p)
+        return op
+
+    return [stock(op) for op in build_augmentations(aug_cfg)]
+
+
+class BaselineDataset(Dataset):
+    """DeepfakeBench's per-sample path: imread → RGB → resize → albumentations → ToTensor → Normalize."""
+
+    def __init__(self, paths: Sequence[Path], labels: Sequence[int], resolution: int, aug_cfg, mean, std):
+        import albumentations as A
+
+        self.paths, self.labels, self.resolution = list(paths), list(labels), resolution
+        self.augment = A.Compose(stock_augmentations(aug_cfg))
+        self.mean, self.std = list(mean), list(std)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        from torchvision.transforms import functional as F
+
+        image = cv2.cvtColor(cv2.imread(str(self.paths[index])), cv2.COLOR_BGR2RGB)
+        image = cv2.resize(image, (self.resolution, self.resolution), interpolation=cv2.INTER_CUBIC)
+        image = self.augment(image=image)["image"]
+        tensor = F.normalize(F.to_tensor(image), self.mean, self.std)
+        return {"image": tensor, "label": self.labels[index]}
+
+
+# --------------------------------------------------------------------------- data set-up
+
+
+def prepare_roots(data_root: Path, dataset: str, resolution: int, work: Path) -> Dict[str, Path]:
+    """A writable root that links to the data (for the LMDB) and a decoded cache root."""
+    from preprocessing.resize_cache import build_cache
+    from preprocessing.to_lmdb import convert
+
+    linked = work / "linked"
+    (linked / "json").mkdir(parents=True)
+    for entry in data_root.iterdir():
+        if entry.name not in ("json", "lmdb"):
+            (linked / entry.name).symlink_to(entry.resolve())
+    (linked / "json" / f"{dataset}.json").symlink_to((data_root / "json" / f"{dataset}.json").resolve())
+    convert(linked, dataset)
+    cache = work / "cache"
+    build_cache(linked, dataset, cache, size=resolution)
+    return {"rgb": linked, "lmdb": linked, "lmdb_cache": cache}
+
+
+def build_config(config_path: str, data_root: Path, dataset: str, storage: str, workers: int, batch_size: int,
+                 overrides: Sequence[str]):
+    from training.config import load_config
+
+    return load_config(config_path, [f"data.root={data_root}", f"data.train_dataset=[{dataset}]",
+                                     f"data.storage={storage}", f"data.num_workers={workers}",
+                                     f"train.batch_size={batch_size}", "model.backbone.pretrained=null",
+                                     *overrides])
+
+
+def make_loader(pipeline: str, roots: Dict[str, Path], args, workers: int) -> DataLoader:
+    from training.data.loaders import build_dataset, build_loader, load_records
+    from training.models import build_detector
+
+    storage = "rgb" if pipeline in ("rgb", "baseline") else "lmdb"
+    root = roots.get(pipeline, roots["rgb"])
+    config = build_config(args.config, root, args.dataset, storage, workers, args.batch_size, args.opts)
+    with torch.device("meta"):  # only the input spec is needed
+        spec = build_detector(config).input_spec
+    if pipeline == "baseline":
+        records = load_records(config, [args.dataset], "train")
+        reference = build_dataset(config, [args.dataset], "train", spec, train=True, records=records)
+        paths = [root / reference.records[r].frames[p] for r, p in reference.samples]
+        labels = [reference.records[r].label for r, _ in reference.samples]
+        dataset = BaselineDataset(paths, labels, spec.resolution, config["augment"], spec.mean, spec.std)
+        generator = torch.Generator().manual_seed(0)
+        return DataLoader(dataset, batch_size=args.batch_size, shuffle=True, generator=generator,
+                          num_workers=workers, persistent_workers=workers > 0,
+                          prefetch_factor=4 if workers > 0 else None, drop_last=False)
+    dataset = build_dataset(config, [args.dataset], "train", spec, train=True)
+    return build_loader(config, dataset, args.batch_size, train=True)
+
+
+def frames_per_second(loader: DataLoader, warmup: int, batches: int) -> float:
+    iterator = iter(loader)
+    for _ in range(warmup):
+        next(iterator)
+    start, frames = time.perf_counter(), 0
+    for _ in range(batches):
+        frames += len(next(iterator)["label"])
+    elapsed = time.perf_counter() - start
+    del iterator
+    return frames / elapsed
+
+
+def run(args) -> Dict[str, Dict[int, List[float]]]:
+    results: Dict[str, Dict[int, List[float]]] = {p: {w: [] for w in args.workers} for p in args.pipelines}
+    with tempfile.TemporaryDirectory(prefix="bench_loader_") as tmp:
+        data_root = Path(args.data_root) if args.data_root else generate_demo_root(Path(tmp) / "demo")
+        from training.models import build_detector
+
+        config = build_config(args.config, data_root, args.dataset, "rgb", 0, args.batch_size, args.opts)
+        with torch.device("meta"):
+            resolution = build_detector(config).input_spec.resolution
+        roots = prepare_roots(data_root, args.dataset, resolution, Path(tmp))
+        if args.stages:
+            print(stage_costs(roots, args), flush=True)
+        for repeat in range(args.repeats):
+            for workers in args.workers:
+                for pipeline in args.pipelines:  # interleaved, so load changes hit every pipeline alike
+                    loader = make_loader(pipeline, roots, args, workers)
+                    fps = frames_per_second(loader, args.warmup, args.batches)
+                    results[pipeline][workers].append(fps)
+                    print(f"  run {repeat + 1}/{args.repeats} workers={workers} {pipeline:10s} {fps:8.1f} frames/s",
+                          flush=True)
+                    del loader
+    return results
+
+
+def generate_demo_root(root: Path) -> Path:
+    from preprocessing.demo.generate import generate_demo
+
+    generate_demo(root, seed=0, scale=0.3, datasets=["DemoFF"])
+    return root
+
+
+def report(results: Dict[str, Dict[int, List[float]]], workers: Sequence[int]) -> str:
+    def cell(values: List[float]) -> str:
+        return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
+
+    lines = ["| pipeline | " + " | ".join(f"{w} workers" for w in workers) + " |",
+             "|:---|" + "---:|" * len(workers)]
+    for pipeline, per_worker in results.items():
+        lines.append(f"| {pipeline} | " + " | ".join(cell(per_worker[w]) for w in workers) + " |")
+    if "baseline" in results:
+        for pipeline in results:
+            if pipeline == "baseline":
+                continue
+            ratios = [statistics.median(results[pipeline][w]) / statistics.median(results["baseline"][w])
+                      for w in workers]
+            lines.append(f"| {pipeline} / baseline | " + " | ".join(f"{r:.2f}x" for r in ratios) + " |")
+    return "\n".join(lines)
+
+
+def stage_costs(roots: Dict[str, Path], args, repeats: int = 200) -> str:
+    """Milliseconds per frame of each step, old way vs new way, on one training frame."""
+    import albumentations as A
+    from torchvision.transforms import functional as F
+
+    from training.data.loaders import load_records
+    from training.data.storage import LmdbStorage, decode_image
+    from training.data.transforms import FastFancyPCA, build_transform, seed_independently
+    from training.models import build_detector
+
+    config = build_config(args.config, roots["rgb"], args.dataset, "rgb", 0, args.batch_size, args.opts)
+    with torch.device("meta"):
+        spec = build_detector(config).input_spec
+    records = load_records(config, [args.dataset], "train")
+    path = records[0].frames[0]
+    png = (roots["rgb"] / path).read_bytes()
+    cached = LmdbStorage(roots["lmdb_cache"]).read_bytes(path, args.dataset)[0]
+    image = decode_image(png, path)
+    transform = build_transform(config["augment"], spec, train=True)
+    frames = cv2.resize(image, (spec.resolution, spec.resolution), interpolation=cv2.INTER_CUBIC)[None]
+    stock_pca, fast_pca = A.FancyPCA(alpha=0.1, p=1.0), FastFancyPCA(alpha=0.1, p=1.0)
+    levels = transform._lut
+
+    def lut_by_indexing():
+        channels = np.ascontiguousarray(frames.transpose(0, 3, 1, 2))
+        out = np.empty(channels.shape, np.float32)
+        for c in range(3):
+            out[:, c] = levels[c][channels[:, c]]
+        return out
+
+    steps = [
+        ("PNG decode (cv2.imdecode + BGR->RGB)", lambda: decode_image(png, path)),
+        ("decoded-cache read (np.load of raw pixels)", lambda: decode_image(cached, path)),
+        ("FancyPCA, albumentations (when drawn)", lambda: stock_pca(image=frames[0])),
+        ("FancyPCA, FastFancyPCA (when drawn)", lambda: fast_pca(image=frames[0])),
+        ("normalise: ToTensor + Normalize (torch)", lambda: F.normalize(F.to_tensor(frames[0]), spec.mean, spec.std)),
+        ("normalise: LUT by numpy indexing (before)", lut_by_indexing),
+        ("normalise: cv2.LUT (now)", lambda: transform._normalise(frames)),
+        ("per-sample seed: torch.manual_seed (before)", lambda: torch.manual_seed(1)),
+        ("per-sample seed: CPU generator only (now)", lambda: torch.random.default_generator.manual_seed(1)),
+        ("albumentations Compose.set_random_seed (before)", lambda: transform.pipeline.set_random_seed(1)),
+        ("seed_independently: one shared stream (now)", lambda: seed_independently(transform.pipeline, 1)),
+    ]
+    lines = ["| step (one frame) | ms |", "|:---|---:|"]
+    for name, step in steps:
+        step()
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(max(repeats // 5, 1)):
+                step()
+            times.append((time.perf_counter() - start) / max(repeats // 5, 1) * 1000)
+        lines.append(f"| {name} | {min(times):.3f} |")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_root", help="data root with json/<dataset>.json (default: generate a demo)")
+    parser.add_argument("--dataset", default="DemoFF")
+    parser.add_argument("--config", default="configs/detector/xception.yaml",
+                        help="detector config: resolution, normalisation and augmentations")
+    parser.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2, 4])
+    parser.add_argument("--pipelines", nargs="+", choices=PIPELINES, default=list(PIPELINES))
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--batches", type=int, default=8, help="timed batches per measurement")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed batches first (worker start-up)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--stages", action="store_true",
+                        help="also time the individual steps (decode, FancyPCA, normalisation, seeding)")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    # One thread per process, as DataLoader workers get for torch (the main process does all the
+    # work with 0 workers). Set before any worker forks: OpenCV's pool must not be resized in a child.
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    print(f"bench_loader: {args.config}, dataset {args.dataset}, batch {args.batch_size}, "
+          f"{args.batches} timed batches after {args.warmup} warm-up, {args.repeats} repeats, "
+          f"{os.cpu_count()} CPUs", flush=True)
+    results = run(args)
+    print(report(results, args.workers))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
