@@ -78,8 +78,29 @@ def setup_logging(run_dir: Path, main_process: bool) -> None:
                         handlers=handlers, force=True)
 
 
+def resolve_identity_count(config: Config) -> None:
+    """An identity-adversarial detector (model.identity.enabled) needs the number of training
+    identities before it is built: fill in (null) or check model.identity.num_identities against
+    the training data's identity index, before config.yaml is saved, so the saved config
+    rebuilds the same detector for testing and resuming."""
+    identity = config["model"].get("identity")
+    if not isinstance(identity, dict) or not identity.get("enabled"):
+        return
+    if not config["data"]["identity_labels"]:
+        raise SystemExit("model.identity.enabled needs identity ids in the batch: set data.identity_labels: true "
+                         "(and 'identity' fields in the training datasets' JSON).")
+    from training.data.loaders import dataset_names, identity_index, load_records
+    from training.models.modules.identity import check_identity_count
+
+    names = dataset_names(config, "train_dataset")
+    if names:  # (a missing training dataset is reported by build_training_loaders)
+        found = len(identity_index(load_records(config, names, "train")))
+        identity["num_identities"] = check_identity_count(identity.get("num_identities"), found)
+
+
 def build_training_loaders(config: Config, detector, device):
-    from training.data.loaders import build_dataset, build_loader, dataset_names, identity_index, load_records
+    from training.data.loaders import (build_dataset, build_loader, data_report, dataset_names, identity_index,
+                                       load_records, log_data_report)
     from training.engine import distributed as dist_utils
 
     train_names = dataset_names(config, "train_dataset")
@@ -90,6 +111,7 @@ def build_training_loaders(config: Config, detector, device):
     identities = identity_index(records) if config["data"]["identity_labels"] else None
     train_set = build_dataset(config, train_names, "train", spec, train=True, records=records,
                               identity_to_index=identities)
+    log_data_report(data_report(train_set, "+".join(train_names), "train"))
     rank, world = dist_utils.rank(), dist_utils.world_size()
     train_loader = build_loader(config, train_set, config["train"]["batch_size"], train=True, rank=rank,
                                 world_size=world, device=device)
@@ -99,8 +121,9 @@ def build_training_loaders(config: Config, detector, device):
             val_records = load_records(config, [name], "val")
             cap = config["train"]["val_max_videos"]
             if cap:
-                val_records = val_records[: int(cap)]
+                val_records = capped_by_label(val_records, int(cap))
             val_set = build_dataset(config, [name], "val", spec, train=False, records=val_records)
+            log_data_report(data_report(val_set, name, "val"))
             val_loaders[name] = build_loader(config, val_set, config["test"]["batch_size"], train=False,
                                              rank=rank, world_size=world, device=device)
     return train_loader, val_loaders
@@ -122,6 +145,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     distributed = dist_utils.init_from_environment(device)
     run_dir = Path(dist_utils.broadcast_object(str(run_dir)))
     setup_logging(run_dir, dist_utils.is_main_process())
+    resolve_identity_count(config)
     if dist_utils.is_main_process():
         save_config(config, run_dir / "config.yaml")
     seed_everything(config["train"]["seed"], config["train"]["deterministic"])
@@ -130,6 +154,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     counts = count_parameters(detector)
     log.info("Detector %s: %d parameters, %d trainable (%.4f%%)", config["model"]["name"], counts["total"],
              counts["trainable"], counts["trainable_pct"])
+    if hasattr(detector, "parameter_report"):  # per-part breakdown (e.g. clip_stan: tower/temporal/spatial/head)
+        log.info("Trainable parameters by part: %s", detector.parameter_report())
     train_loader, val_loaders = build_training_loaders(config, detector, device)
     log.info("Training on %s: %d samples per epoch, %d steps per epoch; validating on %s (val split)",
              config["data"]["train_dataset"], len(train_loader.dataset), len(train_loader),

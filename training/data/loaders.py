@@ -110,6 +110,20 @@ def load_records(config: Config, names: Sequence[str], split: str):
     return records
 
 
+def capped_by_label(records, cap: int):
+    """At most ``cap`` videos, taken round-robin over the labels (real, then each fake
+    label) so a capped validation set keeps both classes; deterministic."""
+    groups: Dict[str, list] = {}
+    for record in records:
+        groups.setdefault(record.label_name, []).append(record)
+    queues = [groups[name] for name in sorted(groups)]
+    chosen, i = [], 0
+    while len(chosen) < cap and any(i < len(q) for q in queues):
+        chosen.extend(q[i] for q in queues if i < len(q))
+        i += 1
+    return chosen[:cap]
+
+
 def identity_index(records) -> Dict[str, int]:
     return {identity: i for i, identity in enumerate(sorted({r.identity for r in records if r.identity}))}
 
