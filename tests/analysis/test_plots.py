@@ -26,7 +26,7 @@ _RUNS: Dict[str, Dict[str, Path]] = {}
 def tiny_run_options(data_root: Path, seed: int):
     return ["--detector_path", str(REPO / "configs/detector/demo_clip_tiny.yaml"), "--opts",
             f"data.root={data_root}", "data.train_dataset=[TinyFF]", f"data.test_dataset=[{','.join(TEST_SETS)}]",
-            f"model.backbone.vision_cfg={TINY_VIT}", "train.max_steps=2", "train.epochs=1", "train.batch_size=4",
+            f"model.backbone.vision_cfg={TINY_VIT}", "model.backbone.conv_stem=false", "train.max_steps=2", "train.epochs=1", "train.batch_size=4",
             "data.frame_num={train: 2, val: 2, test: 4}", "data.num_workers=0", "test.batch_size=16",
             "train.val_every_epochs=0", "test.save_features=true", f"train.seed={seed}", "train.log_every=1"]
 

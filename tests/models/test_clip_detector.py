@@ -15,6 +15,7 @@ def make_detector(arch="custom", pretrained=None, vision_cfg=TINY, **overrides):
     cfg = ClipDetector.default_config()
     cfg["name"] = "clip"
     cfg["backbone"].update(arch=arch, pretrained=pretrained, vision_cfg=vision_cfg)
+    cfg["backbone"].update(overrides.pop("backbone", {}))
     cfg.update(overrides)
     return ClipDetector(cfg)
 
