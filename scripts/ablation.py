@@ -1,0 +1,341 @@
+"""Component-wise ablation: train every variant of one detector config, test each, tabulate.
+
+    python -m scripts.ablation --detector_path configs/detector/demo_clip_tiny.yaml \
+        --out docs/ablation_run [--runs_dir runs/ablation_demo] [--variants configs/ablation/clip_modules.yaml] \
+        [--only baseline +freq] [--opts data.root=/tmp/e2e_data train.epochs=5 ...] [--device auto] [--force]
+
+A variant is a set of config overrides (``--variants``: a YAML mapping of variant
+name → {dotted.key: value}); the default file defines baseline, +freq, +boundary,
++identity and all. Every variant runs ``training/train.py`` with the same detector
+config, seed and data plus its overrides, into ``<runs_dir>/<variant>/`` (default
+``<out>/runs``), and is tested on every ``data.test_dataset``. A variant already
+trained with exactly the same resolved config is not retrained (so an interrupted
+ablation continues where it stopped); a changed config or ``--force`` retrains it.
+
+Writes ``<out>/ablation.{md,csv,tex}`` (video AUC per test set, mean, its change
+against the first variant, trainable parameters (all / in the variant's modules),
+inference ms per image at batch 1 and at ``--latency_batch``, wall time) and
+``<out>/ablation.json`` with everything, including the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import re
+import shlex
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+if __package__ in (None, ""):
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import yaml  # noqa: E402
+
+DEFAULT_VARIANTS = Path(__file__).resolve().parent.parent / "configs" / "ablation" / "clip_modules.yaml"
+BACKBONE_AND_HEAD = ("backbone", "head")
+STAMP = "ablation_variant.json"  # in each run directory: the config it was trained with, its wall time
+
+log = logging.getLogger("ablation")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--detector_path", required=True, help="detector YAML config shared by all variants")
+    parser.add_argument("--out", required=True, help="output directory of ablation.{md,csv,tex,json}")
+    parser.add_argument("--runs_dir", help="where the variants' run directories go (default <out>/runs); "
+                                           "checkpoints are large, so keep them out of docs/ (e.g. runs/ablation)")
+    parser.add_argument("--variants", default=str(DEFAULT_VARIANTS),
+                        help="YAML: variant name -> {dotted.key: value} overrides (default: %(default)s)")
+    parser.add_argument("--only", nargs="+", metavar="VARIANT", help="run only these variants (in file order)")
+    parser.add_argument("--opts", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config overrides applied to every variant (before the variant's own)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--force", action="store_true", help="retrain variants that already have metrics.json")
+    parser.add_argument("--latency_batch", type=int, default=32, help="batch size of the batched latency")
+    parser.add_argument("--latency_repeats", type=int, default=10, help="timed forward passes per latency")
+    return parser
+
+
+# ------------------------------------------------------------------------------ variants
+
+def load_variants(path) -> Dict[str, Dict[str, Any]]:
+    """Read a variants YAML: ``{name: {dotted.key: value}}`` (an empty mapping is the baseline)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"--variants {path}: file not found (see configs/ablation/clip_modules.yaml).")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or not raw:
+        raise SystemExit(f"{path}: expected a mapping of variant name -> overrides, got {type(raw).__name__}.")
+    variants = {}
+    for name, overrides in raw.items():
+        overrides = overrides or {}
+        if not isinstance(overrides, dict):
+            raise SystemExit(f"{path}: variant '{name}' must map dotted config keys to values "
+                             f"(e.g. model.freq.enabled: true), got {overrides!r}.")
+        variants[str(name)] = overrides
+    return variants
+
+
+def override_strings(overrides: Mapping[str, Any]) -> List[str]:
+    """``{key: value}`` → ``key=value`` strings as on the command line (JSON is valid YAML)."""
+    return [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
+
+
+def run_dir_name(variant: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "_", variant)
+    if name in ("", ".", ".."):
+        raise SystemExit(f"Variant name {variant!r} cannot be a directory name; rename it.")
+    return name
+
+
+def select_variants(variants: Dict[str, Dict[str, Any]], only: Optional[Sequence[str]]) -> Dict[str, Dict]:
+    if not only:
+        return variants
+    unknown = [name for name in only if name not in variants]
+    if unknown:
+        raise SystemExit(f"--only: unknown variants {unknown}; the variants file defines {list(variants)}.")
+    return {name: overrides for name, overrides in variants.items() if name in only}
+
+
+# ------------------------------------------------------------------------------ running
+
+def resolved_config(detector_path: str, opts: List[str]) -> Dict[str, Any]:
+    """The variant's full config as train.py will resolve it (minus bookkeeping keys)."""
+    from training.config import load_config
+
+    config = load_config(detector_path, opts)
+    return json.loads(json.dumps({k: v for k, v in config.items() if not k.startswith("_")}))
+
+
+def reusable_wall_time(run_dir: Path, expected: Dict[str, Any]) -> Optional[float]:
+    """Wall time of a finished run of exactly this config, or None when it must be (re)trained:
+    no metrics.json, or the detector config / overrides changed since it ran."""
+    stamp = run_dir / STAMP
+    if not (run_dir / "metrics.json").is_file() or not stamp.is_file():
+        return None
+    previous = json.loads(stamp.read_text(encoding="utf-8"))
+    if previous.get("config") != expected:
+        log.info("%s was trained with a different config; retraining it", run_dir)
+        return None
+    return float(previous["wall_s"])
+
+
+def train_variant(detector_path: str, run_dir: Path, overrides: List[str], device: str,
+                  train_main: Callable[[List[str]], int]) -> float:
+    """Train + test one variant into ``run_dir``; return the wall time in seconds."""
+    if run_dir.exists():  # a partial run (no metrics.json): start it clean
+        shutil.rmtree(run_dir)
+    start = time.time()
+    argv = ["--detector_path", detector_path, "--run_dir", str(run_dir), "--device", device]
+    if overrides:
+        argv += ["--opts", *overrides]
+    code = train_main(argv)
+    if code != 0 or not (run_dir / "metrics.json").is_file():
+        raise SystemExit(f"Training variant in {run_dir} did not finish (exit code {code}, no metrics.json); "
+                         f"see {run_dir / 'train.log'}.")
+    return time.time() - start
+
+
+def measure_latency(detector, resolution: int, batch_size: int, repeats: int, device) -> float:
+    """Median milliseconds per image of an inference forward pass at ``batch_size``."""
+    import torch
+
+    detector.eval()
+    images = torch.randn(batch_size, 3, resolution, resolution, device=device,
+                         generator=torch.Generator(device=device).manual_seed(0))
+    timings = []
+    with torch.no_grad():
+        for step in range(repeats + 2):  # two warm-up passes, not timed
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            detector({"image": images})
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if step >= 2:
+                timings.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(timings) / batch_size
+
+
+def describe_variant(run_dir: Path, latency_batch: int, repeats: int, device) -> Dict[str, Any]:
+    """Test metrics, parameter counts and latency of a trained variant (from its run directory)."""
+    from training.config import load_config
+    from training.engine.checkpoint import load_detector_weights
+    from training.models import build_detector, count_parameters
+
+    config = load_config(run_dir / "config.yaml")
+    detector = build_detector(config).to(device)
+    load_detector_weights(detector, run_dir / "checkpoints" / "best.pt")
+    counts = count_parameters(detector)
+    by_module = detector.parameter_report() if hasattr(detector, "parameter_report") else {}
+    module_trainable = sum(c["trainable"] for name, c in by_module.items() if name not in BACKBONE_AND_HEAD)
+    resolution = detector.input_spec.resolution
+    return {
+        "metrics": json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")),
+        "trainable": counts["trainable"], "total": counts["total"], "module_trainable": module_trainable,
+        "parameters_by_module": by_module,
+        "ms_per_image_b1": measure_latency(detector, resolution, 1, repeats, device),
+        f"ms_per_image_b{latency_batch}": measure_latency(detector, resolution, latency_batch, repeats, device),
+        "config": config,
+    }
+
+
+# ------------------------------------------------------------------------------ tables
+
+def ablation_rows(described: Mapping[str, Mapping[str, Any]], latency_batch: int):
+    """(header, rows of (name, [value or None ...]), kinds) for the renderers. Kinds: auc | delta |
+    count | ms | seconds. AUC values come from analysis.tables.build_table (video AUC + mean)."""
+    from analysis.tables import build_table
+
+    table = build_table({name: d["metrics"] for name, d in described.items()}, metrics=("video_auc",))
+    header = [f"{dataset} video AUC" for dataset, _ in table.columns[:-1]] + ["Mean", "Δ Mean"]
+    header += ["Trainable", "Module params", "ms/img (b=1)", f"ms/img (b={latency_batch})", "Wall (s)"]
+    kinds = ["auc"] * len(table.columns) + ["delta", "count", "count", "ms", "ms", "seconds"]
+    reference = table.values[0][-1] if table.values else None
+    rows = []
+    for name, cells in zip(table.row_names, table.values):
+        d = described[name]
+        mean = cells[-1]
+        delta = None if mean is None or reference is None else mean - reference
+        rows.append((name, list(cells) + [delta, d["trainable"], d["module_trainable"], d["ms_per_image_b1"],
+                                          d[f"ms_per_image_b{latency_batch}"], d.get("wall_s")]))
+    return header, rows, kinds
+
+
+def format_cell(kind: str, value: Optional[float]) -> str:
+    if value is None:
+        return "–"
+    if kind == "auc":
+        return f"{100 * value:.2f}"
+    if kind == "delta":
+        return f"{100 * value:+.2f}"
+    if kind == "count":
+        return f"{int(value):,}"
+    if kind == "ms":
+        return f"{value:.2f}"
+    return f"{value:.0f}"
+
+
+def to_markdown(header, rows, kinds, footnote: str = "") -> str:
+    lines = ["| Variant | " + " | ".join(header) + " |", "|:---|" + "---:|" * len(header)]
+    for name, values in rows:
+        lines.append("| " + " | ".join([name] + [format_cell(k, v) for k, v in zip(kinds, values)]) + " |")
+    return "\n".join(lines) + "\n" + (f"\n{footnote}\n" if footnote else "")
+
+
+def to_csv(header, rows) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["Variant"] + header)
+    for name, values in rows:
+        writer.writerow([name] + ["" if v is None else repr(v) for v in values])
+    return buffer.getvalue()
+
+
+def _latex_escape(text: str) -> str:
+    for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
+                          ("#", r"\#"), ("$", r"\$"), ("Δ", r"$\Delta$"), ("–", "--")):
+        text = text.replace(char, escaped)
+    return text
+
+
+def to_latex(header, rows, kinds, footnote: str = "") -> str:
+    best = {}
+    for c, kind in enumerate(kinds):  # bold the best AUC per column
+        column = [values[c] for _, values in rows if values[c] is not None]
+        if kind == "auc" and len(column) > 1:
+            best[c] = max(round(100 * v, 2) for v in column)
+    lines = [r"% Requires \usepackage{booktabs} and \usepackage{threeparttable}.", r"\begin{table}[t]",
+             r"\centering", r"\begin{threeparttable}", r"\begin{tabular}{l " + "r" * len(header) + "}",
+             r"\toprule", " & ".join(["Variant"] + [_latex_escape(h) for h in header]) + r" \\", r"\midrule"]
+    for name, values in rows:
+        cells = []
+        for c, (kind, value) in enumerate(zip(kinds, values)):
+            text = _latex_escape(format_cell(kind, value))
+            bold = c in best and value is not None and round(100 * value, 2) == best[c]
+            cells.append(rf"\textbf{{{text}}}" if bold else text)
+        lines.append(" & ".join([_latex_escape(name)] + cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if footnote:
+        lines += [r"\begin{tablenotes}\footnotesize", rf"\item {_latex_escape(footnote)}", r"\end{tablenotes}"]
+    lines += [r"\end{threeparttable}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_ablation_tables(described, out_prefix: Path, latency_batch: int, footnote: str = "") -> str:
+    from training.utils.atomic import atomic_write_text
+
+    header, rows, kinds = ablation_rows(described, latency_batch)
+    markdown = to_markdown(header, rows, kinds, footnote)
+    atomic_write_text(f"{out_prefix}.md", markdown)
+    atomic_write_text(f"{out_prefix}.csv", to_csv(header, rows))
+    atomic_write_text(f"{out_prefix}.tex", to_latex(header, rows, kinds, footnote))
+    return markdown
+
+
+# ------------------------------------------------------------------------------ CLI
+
+def _console_logger() -> None:
+    # train.py reconfigures the root logger per run (its train.log); keep ours on the console.
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s ablation: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+def main(argv: Optional[List[str]] = None, train_main: Optional[Callable[[List[str]], int]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    from training.engine import distributed as dist_utils
+    from training.engine.testing import table_footnote
+    from training.utils.atomic import atomic_write_json
+
+    if train_main is None:
+        from training.train import main as train_main
+    _console_logger()
+    variants = select_variants(load_variants(args.variants), args.only)
+    out = Path(args.out)
+    runs = Path(args.runs_dir) if args.runs_dir else out / "runs"
+    device = dist_utils.select_device(args.device)
+    start = time.time()
+    described: Dict[str, Dict[str, Any]] = {}
+    for name, overrides in variants.items():
+        run_dir = runs / run_dir_name(name)
+        opts = list(args.opts) + override_strings(overrides)
+        expected = resolved_config(args.detector_path, opts)
+        wall = reusable_wall_time(run_dir, expected) if not args.force else None
+        if wall is None:
+            log.info("variant %s: training with %s", name, " ".join(opts) or "(no overrides)")
+            wall = train_variant(args.detector_path, run_dir, opts, args.device, train_main)
+            atomic_write_json(run_dir / STAMP, {"config": expected, "wall_s": wall})
+            _console_logger()
+            log.info("variant %s: done in %.0fs", name, wall)
+        else:
+            log.info("variant %s: reusing %s (same config; trained in %.0fs)", name, run_dir, wall)
+        described[name] = describe_variant(run_dir, args.latency_batch, args.latency_repeats, device)
+        described[name]["wall_s"] = wall
+        described[name]["overrides"] = opts
+    first = next(iter(described.values()))["config"]
+    footnote = (table_footnote(first) + f" Δ Mean: against the first row. Latency: median inference forward "
+                f"time per image on {device.type} (random input at the model resolution, batch 1 and "
+                f"{args.latency_batch}); Wall: training + testing time of the variant.")
+    markdown = write_ablation_tables(described, out / "ablation", args.latency_batch, footnote)
+    summary = {"command": "python -m scripts.ablation " + shlex.join(argv), "total_wall_s": time.time() - start,
+               "variants": {name: {k: v for k, v in d.items() if k != "config"} for name, d in described.items()}}
+    atomic_write_json(out / "ablation.json", summary)
+    print(markdown)
+    print(out / "ablation.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
