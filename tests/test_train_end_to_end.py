@@ -119,3 +119,12 @@ def test_nan_step_leaves_weights_untouched():
     assert trainer.detector.w.item() == 1.0 and trainer.nan_steps_total == 1
     trainer.run_step({"x": torch.ones(1)})
     assert trainer.detector.w.item() < 1.0 and trainer.nan_steps_in_row == 0
+
+
+def test_capped_validation_keeps_both_classes(tiny_config, demo_root, tmp_path):
+    """train.val_max_videos takes videos round-robin over labels, so validation AUC stays defined."""
+    run_dir = tmp_path / "run"
+    assert train_cli.main(run_args(tiny_config, demo_root, run_dir, "train.val_max_videos=2", "train.epochs=1",
+                                   "train.max_steps=1")) == 0
+    history = json.loads((run_dir / "val_history.json").read_text())
+    assert history[0]["metrics"]["DemoFF"]["n_videos"] == 2

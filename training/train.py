@@ -99,8 +99,8 @@ def resolve_identity_count(config: Config) -> None:
 
 
 def build_training_loaders(config: Config, detector, device):
-    from training.data.loaders import (build_dataset, build_loader, data_report, dataset_names, identity_index,
-                                       load_records, log_data_report)
+    from training.data.loaders import (build_dataset, build_loader, capped_by_label, data_report, dataset_names,
+                                       identity_index, load_records, log_data_report)
     from training.engine import distributed as dist_utils
 
     train_names = dataset_names(config, "train_dataset")

@@ -257,3 +257,51 @@ def test_compact_checkpoint_round_trip(tmp_path):
                       backbone={"pretrained": str(weights)})
     with pytest.raises(CheckpointError, match="lacks trainable parameter"):
         other.load_checkpoint_state(state, "ckpt")
+
+
+# ------------------------------------------------------------------------------ learning
+
+def flicker_clips(n, frames, amp, generator):
+    """Synthetic clips whose forgery no single frame shows: a static random scene + per-frame noise,
+    and every video's centre gets a random brightness level (std 1); fakes add ±amp to the centre
+    with the sign alternating from frame to frame (as DemoTemporal's flicker, much stronger)."""
+    mask = torch.zeros(1, 1, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    x = torch.randn(n, 1, 3, 32, 32, generator=generator) + 0.3 * torch.randn(n, frames, 3, 32, 32, generator=generator)
+    x = x + torch.randn(n, 1, 1, 1, 1, generator=generator) * mask
+    y = torch.randint(0, 2, (n,), generator=generator)
+    phase = torch.randint(0, 2, (n, 1, 1, 1, 1), generator=generator) * 2 - 1
+    sign = torch.tensor([(-1.0) ** t for t in range(frames)]).view(1, frames, 1, 1, 1) * phase
+    return x + amp * y.view(-1, 1, 1, 1, 1) * sign * mask, y
+
+
+def test_learns_a_flicker_that_single_frames_do_not_show():
+    """Same tower, same initial weights, same frames and steps: CLIP-STAN learns the temporal cue,
+    the frame-level CLIP detector (scored like a video: mean of its frame probabilities) does not."""
+    from sklearn.metrics import roc_auc_score
+
+    frames, amp = 4, 1.5
+    stan = make_stan(frames=frames, depth=1)
+    frame_model = clip_detector_sharing(stan)
+    test_x, test_y = flicker_clips(200, frames, amp, torch.Generator().manual_seed(1))
+    aucs = {}
+    for name, model in (("stan", stan), ("frame", frame_model)):
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        generator = torch.Generator().manual_seed(0)
+        model.train()
+        for _ in range(40):
+            x, y = flicker_clips(16, frames, amp, generator)
+            if name == "frame":
+                x, y = x.flatten(0, 1), y.repeat_interleave(frames)
+            loss = model.losses({"label": y}, model({"image": x}))["total"]
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            if name == "stan":
+                prob = model({"image": test_x})["prob"]
+            else:
+                prob = model({"image": test_x.flatten(0, 1)})["prob"].view(-1, frames).mean(dim=1)
+        aucs[name] = roc_auc_score(test_y.numpy(), prob.numpy())
+    assert aucs["stan"] > 0.9 and aucs["frame"] < 0.75, aucs
