@@ -301,7 +301,7 @@ def hull_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class AlignedFace:
-    image: np.ndarray  # (size, size, 3) BGR
+    image: np.ndarray  # (size, size, 3), in the channel order of the frame it was cut from
     landmarks: np.ndarray  # (K, 2) float32, crop coordinates
     matrix: np.ndarray  # (2, 3) frame -> crop
 

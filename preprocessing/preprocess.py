@@ -216,6 +216,54 @@ def _record_failure(job: VideoJob, options: PreprocessOptions, reason: str, mess
     return result
 
 
+@dataclass
+class ExtractedFaces:
+    """Aligned faces of some frames of one video (or of one image), in memory."""
+
+    crops: Dict[int, faces.AlignedFace]  # frame index -> crop (RGB), its landmarks and frame->crop matrix
+    masks: Dict[int, np.ndarray]  # frame index -> aligned forgery mask (only where one exists)
+    mask_sources: Dict[str, str]  # frame index -> "video" | "hull"
+    per_frame: Dict[str, object]  # frame index -> detections, chosen box, its source, matrix
+    no_face: List[int]  # frame indices where neither detection nor the fallback box gave a face
+    fallback: List[int]  # frame indices that reused an earlier box
+
+
+def extract_faces(frames: Dict[int, np.ndarray], options: PreprocessOptions, detector: faces.FaceDetector,
+                  predictor: faces.LandmarkPredictor,
+                  mask_frames: Optional[Dict[int, np.ndarray]] = None) -> ExtractedFaces:
+    """Detect, track and align the subject's face in ``frames`` ({index: RGB}, in time order).
+
+    The one face pipeline: preprocessing writes its output to disk, training/infer.py
+    feeds it straight to a detector, so both see identical crops."""
+    mask_frames = mask_frames or {}
+    indices = sorted(frames)
+    detections = [detector.detect(frames[index]) for index in indices]
+    tracked = faces.track_subject(detections, options.max_fallback_frames,
+                                  masks=[mask_frames.get(index) for index in indices] if mask_frames else None)
+    result = ExtractedFaces({}, {}, {}, {}, [], [])
+    for index, found, face in zip(indices, detections, tracked):
+        detail = {"detections": [box.as_list() + [round(box.score, 3)] for box in found],
+                  "chosen": face.box.as_list() if face.box else None, "source": face.source}
+        result.per_frame[str(index)] = detail
+        if face.box is None:
+            result.no_face.append(index)
+            continue
+        if face.source == "fallback":
+            result.fallback.append(index)
+        landmarks = predictor.predict(frames[index], face.box)
+        aligned = faces.align_face(frames[index], landmarks, options.crop_size, options.crop_scale)
+        result.crops[index] = aligned
+        # frame -> crop matrix: maps crops, landmarks and masks back onto the video frame
+        detail["matrix"] = np.round(aligned.matrix, 6).tolist()
+        if index in mask_frames:
+            result.masks[index] = faces.align_mask(mask_frames[index], aligned.matrix, options.crop_size)
+            result.mask_sources[str(index)] = "video"
+        elif options.hull_masks:
+            result.masks[index] = faces.hull_mask(aligned.landmarks, options.crop_size)
+            result.mask_sources[str(index)] = "hull"
+    return result
+
+
 def preprocess_video(job: VideoJob, options: PreprocessOptions, detector: faces.FaceDetector,
                      predictor: faces.LandmarkPredictor) -> Dict[str, object]:
     """Sample, detect, track, align and write one video; returns its result record."""
@@ -225,53 +273,27 @@ def preprocess_video(job: VideoJob, options: PreprocessOptions, detector: faces.
                if index not in sampled.frames]
     # Keep one copy per frame (RGB: what dlib wants); crops go back to BGR for cv2.imwrite.
     frames = {index: cv2.cvtColor(sampled.frames.pop(index), cv2.COLOR_BGR2RGB) for index in indices}
-    mask_frames = _read_mask_frames(job, indices)
+    extracted = extract_faces(frames, options, detector, predictor, _read_mask_frames(job, indices))
+    dropped += [{"index": index, "reason": "no face"} for index in extracted.no_face]
+    crops = {index: faces.AlignedFace(cv2.cvtColor(aligned.image, cv2.COLOR_RGB2BGR), aligned.landmarks,
+                                      aligned.matrix) for index, aligned in extracted.crops.items()}
 
-    detections = [detector.detect(frames[index]) for index in indices]
-    tracked = faces.track_subject(detections, options.max_fallback_frames,
-                                  masks=[mask_frames.get(index) for index in indices] if mask_frames else None)
-
-    crops: Dict[int, faces.AlignedFace] = {}
-    masks: Dict[int, np.ndarray] = {}
-    mask_sources: Dict[str, str] = {}
-    per_frame: Dict[str, object] = {}
-    for index, found, face in zip(indices, detections, tracked):
-        detail = {"detections": [box.as_list() + [round(box.score, 3)] for box in found],
-                  "chosen": face.box.as_list() if face.box else None, "source": face.source}
-        per_frame[str(index)] = detail
-        if face.box is None:
-            dropped.append({"index": index, "reason": "no face"})
-            continue
-        landmarks = predictor.predict(frames[index], face.box)
-        aligned = faces.align_face(frames[index], landmarks, options.crop_size, options.crop_scale)
-        crops[index] = faces.AlignedFace(cv2.cvtColor(aligned.image, cv2.COLOR_RGB2BGR), aligned.landmarks,
-                                         aligned.matrix)
-        # frame -> crop matrix: maps crops, landmarks and masks back onto the video frame
-        detail["matrix"] = np.round(aligned.matrix, 6).tolist()
-        if index in mask_frames:
-            masks[index] = faces.align_mask(mask_frames[index], aligned.matrix, options.crop_size)
-            mask_sources[str(index)] = "video"
-        elif options.hull_masks:
-            masks[index] = faces.hull_mask(aligned.landmarks, options.crop_size)
-            mask_sources[str(index)] = "hull"
-
-    fallback = [index for index, face in zip(indices, tracked) if face.source == "fallback"]
-    summary = {"frames_kept": len(crops), "fallback_frames": len(fallback),
-               "frames_without_face": sum(1 for item in dropped if item["reason"] == "no face")}
+    summary = {"frames_kept": len(crops), "fallback_frames": len(extracted.fallback),
+               "frames_without_face": len(extracted.no_face)}
     manifest = {
         "name": job.name, "video": job.relative, "status": "done", "reason": None,
         "mask_video": Path(job.mask_video).name if job.mask_video else None,
         "container_frame_count": sampled.container_length, "decoded_frame_count": sampled.decoded_length,
         "decode_passes": sampled.passes, "sampled_indices": sampled.indices,
         "kept": sorted(crops), "dropped": sorted(dropped, key=lambda item: item["index"]),
-        "fallback": fallback, "mask_sources": mask_sources,
+        "fallback": extracted.fallback, "mask_sources": extracted.mask_sources,
         "landmark_points": int(next(iter(crops.values())).landmarks.shape[0]) if crops else None,
-        **summary, "per_frame": per_frame, "settings": options.fingerprint(),
+        **summary, "per_frame": extracted.per_frame, "settings": options.fingerprint(),
     }
     if not crops:
         return _record_failure(job, options, "no face", f"no face found in any of the {len(indices)} sampled frames",
                                details=manifest)
-    _publish(job, crops, masks, manifest)
+    _publish(job, crops, extracted.masks, manifest)
     return {"name": job.name, "video": job.relative, "status": "done", "reason": None, **summary}
 
 

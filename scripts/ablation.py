@@ -187,6 +187,59 @@ def describe_variant(run_dir: Path, latency_batch: int, repeats: int, device) ->
     }
 
 
+# ------------------------------------------------------------------------------ test-set noise
+
+def video_level(predictions_csv: Path) -> Dict[str, tuple]:
+    """{video_key: (label, mean P(fake))} from a predictions.csv (as training/metrics.py scores videos)."""
+    import numpy as np
+
+    from training.metrics import read_predictions
+
+    columns = read_predictions(predictions_csv)
+    keys, codes = np.unique(columns["video_key"], return_inverse=True)
+    counts = np.bincount(codes)
+    probs = np.bincount(codes, weights=columns["prob"]) / counts
+    labels = np.bincount(codes, weights=columns["label"]) / counts
+    return {str(key): (int(round(label)), float(prob)) for key, label, prob in zip(keys, labels, probs)}
+
+
+def _rank_auc(labels, scores):
+    """ROC AUC per row of (R, V) score matrices (Mann-Whitney U with average ranks for ties)."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores, axis=-1)
+    positives = labels.sum(-1)
+    negatives = labels.shape[-1] - positives
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ((ranks * labels).sum(-1) - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+def paired_bootstrap_se(reference_dir: Path, run_dir: Path, datasets: Sequence[str],
+                        resamples: int = 1000, seed: int = 0) -> Optional[float]:
+    """Standard error of Δ mean video AUC (run − reference) from resampling the *test videos*
+    (the same resample for both runs, per dataset). It measures how much the finite test sets
+    alone move the difference; seed-to-seed training noise comes on top."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    deltas = np.zeros(resamples)
+    for dataset in datasets:
+        reference = video_level(reference_dir / "test" / dataset / "predictions.csv")
+        current = video_level(run_dir / "test" / dataset / "predictions.csv")
+        if set(reference) != set(current):
+            return None  # different test videos: no paired comparison
+        keys = sorted(reference)
+        labels = np.array([reference[k][0] for k in keys])
+        index = rng.integers(0, len(keys), size=(resamples, len(keys)))
+        sampled = labels[index]
+        a = _rank_auc(sampled, np.array([current[k][1] for k in keys])[index])
+        b = _rank_auc(sampled, np.array([reference[k][1] for k in keys])[index])
+        deltas += (a - b) / len(datasets)
+    deltas = deltas[np.isfinite(deltas)]  # resamples with a single class have no AUC
+    return float(deltas.std(ddof=1)) if deltas.size > 1 else None
+
+
 # ------------------------------------------------------------------------------ tables
 
 def ablation_rows(described: Mapping[str, Mapping[str, Any]], latency_batch: int):
@@ -195,16 +248,17 @@ def ablation_rows(described: Mapping[str, Mapping[str, Any]], latency_batch: int
     from analysis.tables import build_table
 
     table = build_table({name: d["metrics"] for name, d in described.items()}, metrics=("video_auc",))
-    header = [f"{dataset} video AUC" for dataset, _ in table.columns[:-1]] + ["Mean", "Δ Mean"]
+    header = [f"{dataset} video AUC" for dataset, _ in table.columns[:-1]] + ["Mean", "Δ Mean", "± SE"]
     header += ["Trainable", "Module params", "ms/img (b=1)", f"ms/img (b={latency_batch})", "Wall (s)"]
-    kinds = ["auc"] * len(table.columns) + ["delta", "count", "count", "ms", "ms", "seconds"]
+    kinds = ["auc"] * len(table.columns) + ["delta", "se", "count", "count", "ms", "ms", "seconds"]
     reference = table.values[0][-1] if table.values else None
     rows = []
     for name, cells in zip(table.row_names, table.values):
         d = described[name]
         mean = cells[-1]
         delta = None if mean is None or reference is None else mean - reference
-        rows.append((name, list(cells) + [delta, d["trainable"], d["module_trainable"], d["ms_per_image_b1"],
+        rows.append((name, list(cells) + [delta, d.get("delta_se"), d["trainable"], d["module_trainable"],
+                                          d["ms_per_image_b1"],
                                           d[f"ms_per_image_b{latency_batch}"], d.get("wall_s")]))
     return header, rows, kinds
 
@@ -216,6 +270,8 @@ def format_cell(kind: str, value: Optional[float]) -> str:
         return f"{100 * value:.2f}"
     if kind == "delta":
         return f"{100 * value:+.2f}"
+    if kind == "se":
+        return f"{100 * value:.2f}"
     if kind == "count":
         return f"{int(value):,}"
     if kind == "ms":
@@ -324,8 +380,14 @@ def main(argv: Optional[List[str]] = None, train_main: Optional[Callable[[List[s
         described[name] = describe_variant(run_dir, args.latency_batch, args.latency_repeats, device)
         described[name]["wall_s"] = wall
         described[name]["overrides"] = opts
+        reference = next(iter(described))
+        if name != reference:
+            described[name]["delta_se"] = paired_bootstrap_se(
+                runs / run_dir_name(reference), run_dir, list(described[name]["metrics"]))
     first = next(iter(described.values()))["config"]
-    footnote = (table_footnote(first) + f" Δ Mean: against the first row. Latency: median inference forward "
+    footnote = (table_footnote(first) + f" Δ Mean: against the first row; ± SE: its standard error from a "
+                f"paired bootstrap over the test videos (1000 resamples; test-set noise only, not seed noise). "
+                f"Latency: median inference forward "
                 f"time per image on {device.type} (random input at the model resolution, batch 1 and "
                 f"{args.latency_batch}); Wall: training + testing time of the variant.")
     markdown = write_ablation_tables(described, out / "ablation", args.latency_batch, footnote)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 if __package__ in (None, ""):
     # See train.py: keep training/ itself off sys.path.
@@ -45,22 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_weights(entry: str, detector_path: Optional[str]) -> Tuple[Path, Path, str]:
-    """(checkpoint file, config file, row name) for one --weights_path entry."""
-    path = Path(entry)
-    if path.is_dir():
-        checkpoint, config = path / "checkpoints" / "best.pt", path / "config.yaml"
-        name = path.name
-    else:
-        checkpoint, name = path, path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
-        config = path.parent.parent / "config.yaml"
-    if detector_path:
-        config = Path(detector_path)
-    if not config.is_file():
-        raise SystemExit(f"No config for {entry}: pass --detector_path (looked for {config}).")
-    return checkpoint, config, name
-
-
 def combined_footnote(footnotes: Dict[str, str]) -> str:
     """One footnote when all rows share it, otherwise one per row (e.g. different frame counts)."""
     distinct = list(dict.fromkeys(footnotes.values()))
@@ -73,7 +57,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from analysis.tables import write_tables
     from training.engine import distributed as dist_utils
-    from training.engine.checkpoint import load_detector_weights
+    from training.engine.checkpoint import load_detector_weights, resolve_weights
     from training.engine.testing import metric_columns, table_footnote, test_detector
     from training.models import build_detector
     from training.utils.atomic import atomic_write_json

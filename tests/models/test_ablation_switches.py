@@ -298,3 +298,23 @@ def test_example_config_and_default_variants_are_valid():
     assert list(variants) == ["baseline", "+freq", "+boundary", "+identity", "all"]
     for overrides in variants.values():  # every override names a real config key
         load_config(repo / "configs/detector/demo_clip_tiny.yaml", override_strings(overrides))
+
+
+def test_paired_bootstrap_se_of_the_mean_auc_difference(tmp_path):
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from scripts.ablation import _rank_auc, paired_bootstrap_se
+    from training.metrics import write_predictions
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 20)
+    scores = {"a": rng.random(40) + 0.3 * labels, "b": rng.random(40) + 0.6 * labels}
+    assert _rank_auc(labels[None], scores["a"][None])[0] == pytest.approx(roc_auc_score(labels, scores["a"]))
+    for run, score in scores.items():
+        rows = [{"dataset": "D", "video_key": f"D/v{i}", "frame_index": f, "label": int(labels[i]),
+                 "prob": float(score[i])} for i in range(40) for f in (0, 1)]
+        write_predictions(tmp_path / run / "test" / "D" / "predictions.csv", rows)
+    assert paired_bootstrap_se(tmp_path / "a", tmp_path / "a", ["D"]) == 0.0  # a run against itself
+    se = paired_bootstrap_se(tmp_path / "a", tmp_path / "b", ["D"])
+    assert 0.01 < se < 0.2

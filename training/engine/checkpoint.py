@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -101,3 +101,20 @@ def load_detector_weights(detector: nn.Module, path) -> Dict[str, Any]:
         state = convert_external_state_dict(state, detector)
         load_state_dict_checked(detector, state, str(path))
     return payload
+
+
+def resolve_weights(entry: str, detector_path: Optional[str]) -> Tuple[Path, Path, str]:
+    """(checkpoint file, config file, row name) for one ``--weights_path`` entry of the CLIs:
+    a run directory (its checkpoints/best.pt and config.yaml) or a checkpoint file."""
+    path = Path(entry)
+    if path.is_dir():
+        checkpoint, config = path / "checkpoints" / "best.pt", path / "config.yaml"
+        name = path.name
+    else:
+        checkpoint, name = path, path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
+        config = path.parent.parent / "config.yaml"
+    if detector_path:
+        config = Path(detector_path)
+    if not config.is_file():
+        raise SystemExit(f"No config for {entry}: pass --detector_path (looked for {config}).")
+    return checkpoint, config, name

@@ -6,6 +6,8 @@ features over the sphere.
 """
 from __future__ import annotations
 
+from typing import Any, Dict, Mapping, Tuple
+
 import torch
 import torch.nn.functional as F
 
@@ -33,3 +35,17 @@ def uniformity_loss(features: torch.Tensor, t: float = 2.0) -> torch.Tensor:
         return z.sum() * 0.0
     squared = torch.pdist(z, p=2).pow(2)
     return torch.log(torch.exp(-t * squared).mean().clamp_min(1e-6))
+
+
+def hypersphere_terms(features: torch.Tensor, labels: torch.Tensor,
+                      weights: Mapping[str, Any]) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+    """Both terms as the detectors use them: ``({"alignment", "uniformity"}, weighted sum)``.
+
+    They are always computed so that they can be monitored (as in the reference), but
+    only build a graph when their weight is non-zero."""
+    parts = {}
+    with torch.set_grad_enabled(torch.is_grad_enabled() and weights["alignment"] > 0):
+        parts["alignment"] = alignment_loss(features, labels, weights["alignment_alpha"])
+    with torch.set_grad_enabled(torch.is_grad_enabled() and weights["uniformity"] > 0):
+        parts["uniformity"] = uniformity_loss(features, weights["uniformity_t"])
+    return parts, weights["alignment"] * parts["alignment"] + weights["uniformity"] * parts["uniformity"]

@@ -15,7 +15,7 @@ what changed.
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict
+from typing import Any, Dict, Set
 
 import torch
 from torch import nn
@@ -53,3 +53,46 @@ class Detector(nn.Module):
         from training.engine.checkpoint import load_state_dict_checked
 
         load_state_dict_checked(self, state["state_dict"], source)
+
+
+class PretrainedTowerDetector(Detector):
+    """A detector around a pretrained open_clip tower (``self.backbone``) that may train only a
+    small part of it. Such checkpoints are *compact*: the trainable parameters plus the
+    backbone's name, pretrained tag and a hash of its frozen weights; loading verifies the hash
+    (the frozen rest is rebuilt from the config, so it must be the same weights)."""
+
+    def _is_compact(self) -> bool:
+        """True when everything frozen comes from the pretrained tower (subclasses decide)."""
+        raise NotImplementedError
+
+    def _trainable_names(self) -> Set[str]:
+        return {name for name, p in self.named_parameters() if p.requires_grad}
+
+    def checkpoint_state(self) -> Dict[str, Any]:
+        if not self._is_compact():
+            return super().checkpoint_state()
+        trainable = {name: p.detach().cpu().clone() for name, p in self.named_parameters() if p.requires_grad}
+        backbone = self.cfg["backbone"]
+        return {"format": "compact", "state_dict": trainable,
+                "backbone": {"arch": backbone["arch"], "pretrained": str(backbone["pretrained"]),
+                             "frozen_weights_sha256": self.backbone.frozen_weights_hash()}}
+
+    def load_checkpoint_state(self, state: Dict[str, Any], source: str = "checkpoint") -> None:
+        if state.get("format") != "compact":
+            return super().load_checkpoint_state(state, source)
+        from training.engine.checkpoint import CheckpointError, load_state_dict_checked
+
+        expected = state["backbone"]["frozen_weights_sha256"]
+        actual = self.backbone.frozen_weights_hash()
+        if expected != actual:
+            raise CheckpointError(
+                f"{source} is a compact checkpoint for backbone {state['backbone']['arch']} "
+                f"'{state['backbone']['pretrained']}' with frozen-weight hash {expected[:16]}…, but the "
+                f"backbone built from this config hashes to {actual[:16]}…. Load the same pretrained "
+                f"weights the checkpoint was trained from (model.backbone.pretrained).")
+        missing = self._trainable_names() - set(state["state_dict"])
+        if missing:
+            raise CheckpointError(f"{source}: compact checkpoint lacks trainable parameter(s) "
+                                  f"{sorted(missing)[:8]}; was it trained with other model.tuning or module "
+                                  f"settings? Pass the matching --detector_path.")
+        load_state_dict_checked(self, state["state_dict"], source, partial=True)

@@ -32,10 +32,10 @@ from training.losses.arc_margin import arc_margin_loss, cosine_logits
 from training.losses.boundary import boundary_bce
 from training.losses.classification import cross_entropy
 from training.losses.consistency import CONSISTENCY_KINDS, prediction_consistency
-from training.losses.hypersphere import alignment_loss, uniformity_loss
+from training.losses.hypersphere import hypersphere_terms
 from training.losses.identity import identity_adversarial_loss
 from training.models.backbones.open_clip_vit import OpenClipVisionBackbone
-from training.models.detectors.base import Detector
+from training.models.detectors.base import PretrainedTowerDetector
 from training.models.input_spec import CLIP_MEAN, CLIP_STD, InputSpec
 from training.models.modules.boundary import BoundaryMining, mask_boundary_target
 from training.models.modules.frequency import FreqAdapter, forward_with_adapters
@@ -49,7 +49,7 @@ CLASSIFICATION_LOSSES = ("ce", "arc_margin")
 
 
 @DETECTORS.register("clip")
-class ClipDetector(Detector):
+class ClipDetector(PretrainedTowerDetector):
     DEFAULTS: Dict[str, Any] = {
         "backbone": {
             "arch": "ViT-B-16",  # any open_clip ViT name, or "custom" with vision_cfg
@@ -246,13 +246,9 @@ class ClipDetector(Detector):
         else:
             parts = {"ce": cross_entropy(out["logits"], labels, weights["label_smoothing"])}
             classification = parts["ce"]
-        # Alignment/uniformity are always computed so they can be monitored (as in the reference).
-        with torch.set_grad_enabled(torch.is_grad_enabled() and weights["alignment"] > 0):
-            parts["alignment"] = alignment_loss(out["feat"], labels, weights["alignment_alpha"])
-        with torch.set_grad_enabled(torch.is_grad_enabled() and weights["uniformity"] > 0):
-            parts["uniformity"] = uniformity_loss(out["feat"], weights["uniformity_t"])
-        total = (weights["ce"] * classification + weights["alignment"] * parts["alignment"]
-                 + weights["uniformity"] * parts["uniformity"])
+        sphere, sphere_total = hypersphere_terms(out["feat"], labels, weights)
+        parts.update(sphere)
+        total = weights["ce"] * classification + sphere_total
         for name, (loss, weight) in self._module_losses(batch, out).items():
             parts[name] = loss
             total = total + weight * loss
@@ -286,29 +282,3 @@ class ClipDetector(Detector):
     # -- checkpoints -----------------------------------------------------------------
     def _is_compact(self) -> bool:
         return self.cfg["tuning"] in ("ln", "linear_probe") and bool(self.cfg["backbone"]["pretrained"])
-
-    def checkpoint_state(self) -> Dict[str, Any]:
-        """LN-tuned pretrained models store only what changed (LN params + head) plus
-        the backbone's identity and a hash of its frozen weights; the rest is full."""
-        if not self._is_compact():
-            return super().checkpoint_state()
-        trainable = {name: p.detach().cpu().clone() for name, p in self.named_parameters() if p.requires_grad}
-        backbone = self.cfg["backbone"]
-        return {"format": "compact", "state_dict": trainable,
-                "backbone": {"arch": backbone["arch"], "pretrained": str(backbone["pretrained"]),
-                             "frozen_weights_sha256": self.backbone.frozen_weights_hash()}}
-
-    def load_checkpoint_state(self, state: Dict[str, Any], source: str = "checkpoint") -> None:
-        if state.get("format") != "compact":
-            return super().load_checkpoint_state(state, source)
-        from training.engine.checkpoint import CheckpointError, load_state_dict_checked
-
-        expected = state["backbone"]["frozen_weights_sha256"]
-        actual = self.backbone.frozen_weights_hash()
-        if expected != actual:
-            raise CheckpointError(
-                f"{source} is a compact checkpoint for backbone {state['backbone']['arch']} "
-                f"'{state['backbone']['pretrained']}' with frozen-weight hash {expected[:16]}…, but the "
-                f"backbone built from this config hashes to {actual[:16]}…. Load the same pretrained "
-                f"weights the checkpoint was trained from (model.backbone.pretrained).")
-        load_state_dict_checked(self, state["state_dict"], source, partial=True)

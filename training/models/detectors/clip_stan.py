@@ -43,7 +43,7 @@ copied spatial blocks like the tower they came from. The head always trains.
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, Set
+from typing import Any, Dict
 
 import numpy as np
 import torch
@@ -52,9 +52,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from training.losses.classification import cross_entropy
-from training.losses.hypersphere import alignment_loss, uniformity_loss
+from training.losses.hypersphere import hypersphere_terms
 from training.models.backbones.open_clip_vit import OpenClipVisionBackbone
-from training.models.detectors.base import Detector
+from training.models.detectors.base import PretrainedTowerDetector
 from training.models.input_spec import CLIP_MEAN, CLIP_STD, InputSpec
 from training.models.modules.heads import build_head
 from training.models.modules.temporal import (TemporalAttention, frames_to_patch_sequences,
@@ -91,7 +91,7 @@ def _tune(module: nn.Module, mode: str) -> None:
 
 
 @DETECTORS.register("clip_stan")
-class ClipStanDetector(Detector):
+class ClipStanDetector(PretrainedTowerDetector):
     DEFAULTS: Dict[str, Any] = {
         "backbone": {
             "arch": "ViT-B-16",  # any open_clip ViT name, or "custom" with vision_cfg
@@ -238,50 +238,11 @@ class ClipStanDetector(Detector):
         weights = self.cfg["loss"]
         labels = batch["label"]
         parts = {"ce": cross_entropy(out["logits"], labels, weights["label_smoothing"])}
-        with torch.set_grad_enabled(torch.is_grad_enabled() and weights["alignment"] > 0):
-            parts["alignment"] = alignment_loss(out["feat"], labels, weights["alignment_alpha"])
-        with torch.set_grad_enabled(torch.is_grad_enabled() and weights["uniformity"] > 0):
-            parts["uniformity"] = uniformity_loss(out["feat"], weights["uniformity_t"])
-        parts["total"] = (weights["ce"] * parts["ce"] + weights["alignment"] * parts["alignment"]
-                          + weights["uniformity"] * parts["uniformity"])
-        return parts
+        sphere, sphere_total = hypersphere_terms(out["feat"], labels, weights)
+        return {**parts, **sphere, "total": weights["ce"] * parts["ce"] + sphere_total}
 
     # -- checkpoints -----------------------------------------------------------------
 
     def _is_compact(self) -> bool:
         # Everything frozen is then the pretrained tower or a copy of its blocks: rebuilt from the config.
         return self.cfg["tuning"] in ("ln", "frozen") and bool(self.cfg["backbone"]["pretrained"])
-
-    def checkpoint_state(self) -> Dict[str, Any]:
-        """Pretrained towers that are not fully tuned store only the trainable parameters plus the
-        backbone's identity and frozen-weight hash (as the CLIP detector does); else everything."""
-        if not self._is_compact():
-            return super().checkpoint_state()
-        trainable = {name: p.detach().cpu().clone() for name, p in self.named_parameters() if p.requires_grad}
-        backbone = self.cfg["backbone"]
-        return {"format": "compact", "state_dict": trainable,
-                "backbone": {"arch": backbone["arch"], "pretrained": str(backbone["pretrained"]),
-                             "frozen_weights_sha256": self.backbone.frozen_weights_hash()}}
-
-    def load_checkpoint_state(self, state: Dict[str, Any], source: str = "checkpoint") -> None:
-        if state.get("format") != "compact":
-            return super().load_checkpoint_state(state, source)
-        from training.engine.checkpoint import CheckpointError, load_state_dict_checked
-
-        expected = state["backbone"]["frozen_weights_sha256"]
-        actual = self.backbone.frozen_weights_hash()
-        if expected != actual:
-            raise CheckpointError(
-                f"{source} is a compact checkpoint for backbone {state['backbone']['arch']} "
-                f"'{state['backbone']['pretrained']}' with frozen-weight hash {expected[:16]}…, but the "
-                f"backbone built from this config hashes to {actual[:16]}…. Load the same pretrained "
-                f"weights the checkpoint was trained from (model.backbone.pretrained).")
-        missing = self._trainable_names() - set(state["state_dict"])
-        if missing:
-            raise CheckpointError(f"{source}: compact checkpoint lacks trainable parameter(s) "
-                                  f"{sorted(missing)[:8]}; was it trained with another model.tuning / "
-                                  f"model.branch_trainable? Pass the matching --detector_path.")
-        load_state_dict_checked(self, state["state_dict"], source, partial=True)
-
-    def _trainable_names(self) -> Set[str]:
-        return {name for name, p in self.named_parameters() if p.requires_grad}
