@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-import yaml  # noqa: E402
+from training.config import load_yaml  # noqa: E402
 
 DEFAULT_VARIANTS = Path(__file__).resolve().parent.parent / "configs" / "ablation" / "clip_modules.yaml"
 BACKBONE_AND_HEAD = ("backbone", "head")
@@ -70,7 +70,7 @@ def load_variants(path) -> Dict[str, Dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise SystemExit(f"--variants {path}: file not found (see configs/ablation/clip_modules.yaml).")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = load_yaml(path.read_text(encoding="utf-8"))
     if not isinstance(raw, dict) or not raw:
         raise SystemExit(f"{path}: expected a mapping of variant name -> overrides, got {type(raw).__name__}.")
     variants = {}

@@ -66,3 +66,15 @@ def test_resolved_config_round_trips(tmp_path):
     again = load_config(tmp_path / "config.yaml")
     again.pop("_source"), config.pop("_source")
     assert again == config
+
+
+def test_exponent_floats_are_numbers_in_files_and_overrides(tmp_path, tiny_config):
+    """PyYAML (YAML 1.1) reads `2e-3` as a string; the config loader reads it as YAML 1.2 does."""
+    from training.config import load_config
+
+    config_file = tmp_path / "exp.yaml"
+    config_file.write_text("_base_: " + str(tiny_config.resolve()) + "\ntrain:\n  optimizer: {lr: 3e-4}\n")
+    config = load_config(config_file, ["train.optimizer.weight_decay=5e-2", "train.epochs=3"])
+    assert config["train"]["optimizer"]["lr"] == 3e-4
+    assert config["train"]["optimizer"]["weight_decay"] == 0.05
+    assert config["train"]["epochs"] == 3 and isinstance(config["train"]["epochs"], int)

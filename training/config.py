@@ -2,7 +2,7 @@
 
 A config is a plain nested ``dict``. Loading one:
 
-1. reads the YAML file with ``yaml.safe_load``;
+1. reads the YAML file with a ``yaml.SafeLoader`` that also takes ``2e-3`` as a float;
 2. resolves ``_base_`` (a path or list of paths relative to the including file),
    deep-merging the bases first and the including file on top;
 3. lays the result over :data:`DEFAULTS`, so every key has a value;
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
@@ -26,6 +27,24 @@ import yaml
 from training.utils.atomic import atomic_write_text
 
 Config = Dict[str, Any]
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``2e-3`` and ``1e5`` as floats.
+
+    PyYAML follows YAML 1.1, where a float needs a dot (``2.0e-3``), so ``lr: 2e-3`` or
+    ``--opts train.optimizer.lr=2e-3`` would arrive as the *string* "2e-3" and fail deep
+    inside the optimizer. YAML 1.2 (and every other config tool) reads them as numbers."""
+
+
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=ConfigLoader)  # a SafeLoader: no arbitrary objects
 
 # Every key a config may contain, with its default. Keys under ``model`` are
 # validated against the chosen detector's own DEFAULTS (see training/models).
@@ -110,7 +129,7 @@ def read_yaml_with_bases(path: Path, _seen: Optional[List[Path]] = None) -> Conf
         raise ConfigError(f"Circular _base_ include: {chain}")
     seen.append(path.resolve())
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from error
     if not isinstance(raw, dict):
@@ -130,7 +149,7 @@ def parse_override(text: str) -> tuple:
                           f"(e.g. train.epochs=5 or data.test_dataset=[DemoCDF,DemoDFDC]).")
     key, value = text.split("=", 1)
     try:
-        parsed = yaml.safe_load(value) if value != "" else None
+        parsed = load_yaml(value) if value != "" else None
     except yaml.YAMLError as error:
         raise ConfigError(f"Override '{text}': value is not valid YAML ({error}).") from error
     return key.strip(), parsed

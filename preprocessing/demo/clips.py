@@ -6,6 +6,7 @@ and consecutive samples still move coherently.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -77,9 +78,12 @@ class ClipScript:
                           gain_bgr=gain)
 
 
-def sample_clip(rng: np.random.Generator) -> ClipScript:
+def sample_clip(rng: np.random.Generator, motion: float = 1.0) -> ClipScript:
+    """A random clip; ``motion`` scales head motion and speech (1: the default talking head,
+    lower: a steadier interview shot). It scales amplitudes after drawing them, so the random
+    stream, and every clip made with ``motion=1``, stays the same."""
     n_blinks = int(rng.integers(1, 4))
-    return ClipScript(
+    script = ClipScript(
         shift_x=_wave(rng, (1.5, 6.0)),
         shift_y=_wave(rng, (1.0, 4.0)),
         roll_deg=_wave(rng, (1.0, 6.0)),
@@ -97,3 +101,13 @@ def sample_clip(rng: np.random.Generator) -> ClipScript:
         exposure=_wave(rng, (0.02, 0.08)),
         white_balance=1.0 + rng.normal(0, 0.04, 3),
     )
+    if motion == 1.0:
+        return script
+    return dataclasses.replace(
+        script, shift_x=_scaled(script.shift_x, motion), shift_y=_scaled(script.shift_y, motion),
+        roll_deg=_scaled(script.roll_deg, motion), zoom=_scaled(script.zoom, motion),
+        speech_level=script.speech_level * motion)
+
+
+def _scaled(wave: _Wave, factor: float) -> _Wave:
+    return _Wave(wave.amplitude * factor, wave.period, wave.phase)

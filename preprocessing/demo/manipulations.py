@@ -14,7 +14,7 @@ per video; only the temporal forgery varies them per frame, on purpose.
 | selfblend   | SBI (self-blended images) | shifted/colour-jittered copy of the face, boundary   |
 | soft_swap   | Celeb-DF v2               | elliptical, wide feather, near-full colour transfer  |
 | wild_swap   | DFDC                      | "plastic" smoothed skin, brow-level hull boundary    |
-| flicker     | temporal inconsistency    | tiny offset whose sign and mask jump every frame     |
+| flicker     | temporal inconsistency    | wide, soft tint whose sign flips every frame         |
 """
 from __future__ import annotations
 
@@ -268,24 +268,25 @@ def self_blend(target: CameraClip, donor: Donor, rng: np.random.Generator) -> Li
 def flicker(target: CameraClip, donor: Donor, rng: np.random.Generator) -> List[FakeFrame]:
     """A temporal forgery: each frame is almost clean, consecutive frames disagree.
 
-    The blended region carries a colour offset of a few grey levels whose sign
-    alternates between sampled frames, and the mask and pasted copy jitter by
-    a pixel or two per frame: a per-frame detector sees a faint, inconsistent
-    cue, a temporal one sees the face region flicker against the background.
+    The face region carries a colour offset whose sign alternates between
+    frames, under a mask so widely feathered that a single frame shows only a
+    smooth tint, like the renderer's own lighting (which varies far more between
+    videos); the mask also jitters by a pixel or two per frame. A per-frame
+    detector sees a plausible face; a temporal one sees it flicker against the
+    background (docs/TEMPORAL.md, section 4).
     """
-    amplitude = float(rng.uniform(2.5, 4.0))
+    amplitude = float(rng.uniform(20.0, 28.0))  # grey levels
     direction = rng.normal(0, 1, 3) + 1.5  # mostly brightness, a little chroma
     direction = (direction / np.linalg.norm(direction) * np.sqrt(3)).astype(np.float32)
     sign = float(rng.choice([-1.0, 1.0]))
-    sigma = float(rng.uniform(4, 6))
+    sigma = float(rng.uniform(10, 16))  # no visible edge: the tint fades over the whole face
     out = []
     for k in range(len(target.frames)):
         frame, lm = target.frames[k], target.landmarks[k]
         jitter = about_face_centre(rng.uniform(-1.0, 1.0), 1.0 + rng.uniform(-0.02, 0.02),
                                    rng.uniform(-2.5, 2.5, 2))
         mask = feather(hull_mask(transform_points(face_outline(lm), jitter), -2), sigma)
-        copy_shift = about_face_centre(0.0, 1.0, (sign * 0.75, 0.0))
-        source = warp_image(frame, copy_shift) + sign * amplitude * direction
+        source = frame + sign * amplitude * direction
         out.append(FakeFrame(blend(frame, source, mask), mask, lm.copy()))
         sign = -sign
     return out

@@ -41,8 +41,8 @@ def make_person(seed: int, number: int) -> Person:
     return Person(identity, build_assets(identity, rng))
 
 
-def render_clip(seed: int, person: Person, clip_index: int) -> CameraClip:
-    script = sample_clip(rng_for(seed, "clip", person.identity.number, clip_index))
+def render_clip(seed: int, person: Person, clip_index: int, motion: float = 1.0) -> CameraClip:
+    script = sample_clip(rng_for(seed, "clip", person.identity.number, clip_index), motion)
     noise_rng = rng_for(seed, "sensor", person.identity.number, clip_index)
     states, frames, landmarks = [], [], []
     for t in FRAME_INDICES:
@@ -92,7 +92,7 @@ def run_job(root: Union[str, Path], seed: int, dataset: str, job: VideoJob) -> L
     root = Path(root)
     spec = dataset_spec(dataset)
     person = make_person(seed, job.identity)
-    real_clip = render_clip(seed, person, 0)
+    real_clip = render_clip(seed, person, 0, spec.motion)
     # FF++ fakes are manipulated copies of the real videos; elsewhere the fake
     # comes from another recording of the same person.
     fake_base = real_clip if spec.fakes_share_real_clip else None
@@ -104,7 +104,7 @@ def run_job(root: Union[str, Path], seed: int, dataset: str, job: VideoJob) -> L
             frames, landmarks, masks = real_clip.frames, real_clip.landmarks, None
         else:
             if fake_base is None:
-                fake_base = render_clip(seed, person, 1)
+                fake_base = render_clip(seed, person, 1, spec.motion)
             if donor is None:
                 donor_script = sample_clip(rng_for(seed, "clip", job.donor, 0))
                 donor = Donor(make_person(seed, job.donor), donor_script)

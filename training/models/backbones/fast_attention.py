@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.models.backbones.onednn_linear import frozen_linear
+
 
 class PackedSelfAttention(nn.Module):
     def __init__(self, embed_dim: int, num_heads: int):
@@ -51,11 +53,11 @@ class PackedSelfAttention(nn.Module):
         if need_weights:
             raise ValueError("PackedSelfAttention does not return attention weights.")
         batch, length, dim = query.shape
-        qkv = F.linear(query.reshape(batch * length, dim), self.in_proj_weight, self.in_proj_bias)
+        qkv = frozen_linear(query.reshape(batch * length, dim), self.in_proj_weight, self.in_proj_bias)
         qkv = qkv.view(batch, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
         attended = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)
         attended = attended.transpose(1, 2).reshape(batch * length, dim)
-        return self.out_proj(attended).view(batch, length, dim), None
+        return frozen_linear(attended, self.out_proj.weight, self.out_proj.bias).view(batch, length, dim), None
 
 
 def use_packed_attention(visual: nn.Module) -> int:

@@ -18,6 +18,7 @@ from torch import nn
 
 from training.models.backbones.conv_stem import ConvStem
 from training.models.backbones.fast_attention import use_packed_attention
+from training.models.backbones.onednn_linear import use_frozen_aware_linears
 from training.registry import BACKBONES
 
 WEIGHT_FILENAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -126,6 +127,7 @@ class OpenClipVisionBackbone(nn.Module):
         self.visual.proj = None  # the detector uses the pre-projection CLS feature
         # Same parameters and keys, but projections as single GEMMs (see fast_attention.py).
         use_packed_attention(self.visual)
+        use_frozen_aware_linears(self.visual.transformer)  # MLP projections (docs/BENCHMARKS.md)
         self.width = self.visual.ln_post.normalized_shape[0]
         self.image_size = self.visual.image_size[0]
         self.grid_size = self.visual.grid_size
