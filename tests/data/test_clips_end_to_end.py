@@ -115,16 +115,19 @@ def test_clip_and_frame_models_report_the_same_video_level_auc(demo_temporal, tm
         predictions = read_predictions(out / "predictions.csv")
         results[kind] = (metrics, predictions, json.loads((out / "data_report.json").read_text()))
     (clip_metrics, clip_rows, clip_report), (frame_metrics, frame_rows, frame_report) = results["clip"], results["frame"]
+    from preprocessing.demo.benchmark import dataset_spec
+
+    test_videos = 2 * dataset_spec("DemoTemporal").identity_counts(0.1)[2]  # a real and a fake per identity
     assert "clip_index" in clip_rows and "clip_index" not in frame_rows
     for metrics, rows in ((clip_metrics, clip_rows), (frame_metrics, frame_rows)):
         auc, n_videos = per_video_mean_auc(rows)
         assert metrics["video_auc"] == pytest.approx(auc, abs=1e-12)
-        assert metrics["n_videos"] == n_videos == 4
-    assert clip_metrics["n_clips"] == 8 and clip_metrics["clip_auc"] == pytest.approx(
+        assert metrics["n_videos"] == n_videos == test_videos
+    assert clip_metrics["n_clips"] == 2 * test_videos and clip_metrics["clip_auc"] == pytest.approx(
         roc_auc_score(clip_rows["label"], clip_rows["prob"]), abs=1e-12)
-    assert "clip_auc" not in frame_metrics and frame_metrics["n_frames"] == 4 * 16
+    assert "clip_auc" not in frame_metrics and frame_metrics["n_frames"] == test_videos * 16
     assert clip_report["sample"] == "clip" and clip_report["n_padded_videos"] == 0
-    assert frame_report["sample"] == "frame" and frame_report["n_samples"] == 64
+    assert frame_report["sample"] == "frame" and frame_report["n_samples"] == test_videos * 16
 
 
 def test_padded_short_video_is_counted_in_the_report(tiny_root, tmp_path, caplog):
