@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.models.backbones.onednn_linear import frozen_linear
+from training.models.backbones.frozen_linear import frozen_linear
 
 
 class PackedSelfAttention(nn.Module):
@@ -58,6 +58,19 @@ class PackedSelfAttention(nn.Module):
         attended = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)
         attended = attended.transpose(1, 2).reshape(batch * length, dim)
         return frozen_linear(attended, self.out_proj.weight, self.out_proj.bias).view(batch, length, dim), None
+
+    def attend_first_query(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``forward(x)[0][:, :1]`` without computing the other queries: token 0 attends to all
+        tokens, which still enter as keys and values. Returns (batch, 1, dim)."""
+        batch, length, dim = x.shape
+        heads = self.num_heads
+        query = frozen_linear(x[:, 0].contiguous(), self.in_proj_weight[:dim], self.in_proj_bias[:dim])
+        key_value = frozen_linear(x.reshape(batch * length, dim), self.in_proj_weight[dim:], self.in_proj_bias[dim:])
+        key_value = key_value.view(batch, length, 2, heads, dim // heads).permute(2, 0, 3, 1, 4)
+        mask = attn_mask[..., :1, :] if attn_mask is not None else None
+        attended = F.scaled_dot_product_attention(query.view(batch, heads, 1, dim // heads), key_value[0],
+                                                  key_value[1], attn_mask=mask)
+        return frozen_linear(attended.reshape(batch, dim), self.out_proj.weight, self.out_proj.bias).view(batch, 1, dim)
 
 
 def use_packed_attention(visual: nn.Module) -> int:

@@ -18,7 +18,8 @@ from torch import nn
 
 from training.models.backbones.conv_stem import ConvStem
 from training.models.backbones.fast_attention import use_packed_attention
-from training.models.backbones.onednn_linear import use_frozen_aware_linears
+from training.models.backbones.fast_block import FastResidualAttentionBlock, use_fast_blocks
+from training.models.backbones.frozen_linear import use_frozen_aware_linears
 from training.registry import BACKBONES
 
 WEIGHT_FILENAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -128,6 +129,7 @@ class OpenClipVisionBackbone(nn.Module):
         # Same parameters and keys, but projections as single GEMMs (see fast_attention.py).
         use_packed_attention(self.visual)
         use_frozen_aware_linears(self.visual.transformer)  # MLP projections (docs/BENCHMARKS.md)
+        use_fast_blocks(self.visual)  # QuickGELU folded; CLS-only last block for ``feature``
         self.width = self.visual.ln_post.normalized_shape[0]
         self.image_size = self.visual.image_size[0]
         self.grid_size = self.visual.grid_size
@@ -179,6 +181,20 @@ class OpenClipVisionBackbone(nn.Module):
     def pooled(self, tokens: torch.Tensor) -> torch.Tensor:
         """The image feature from ``forward``'s tokens: CLS (``tok``) or mean of patches (``avg``)."""
         return tokens[:, 1:].mean(dim=1) if self.pool_type == "avg" else tokens[:, 0]
+
+    def feature(self, images: torch.Tensor) -> torch.Tensor:
+        """``pooled(forward(images))``. For the CLS feature the last block runs for the CLS token
+        alone (the patch tokens still serve as its keys and values): same result, 5/6 of that
+        block's matrix products skipped (fast_block.py)."""
+        last = self.blocks[-1]
+        transformer = self.visual.transformer
+        if (self.pool_type != "tok" or not isinstance(last, FastResidualAttentionBlock)
+                or not getattr(transformer, "batch_first", False) or transformer.grad_checkpointing):
+            return self.pooled(self(images))
+        tokens = self.embed(images)
+        for block in self.blocks[:-1]:
+            tokens = block(tokens)
+        return self.visual.ln_post(last.forward_first_token(tokens))[:, 0]
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Patch + position embedding and ``ln_pre`` (the input of block 0)."""

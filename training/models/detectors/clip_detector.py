@@ -194,7 +194,7 @@ class ClipDetector(PretrainedTowerDetector):
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """CLS feature after ln_post (before projection, before L2 normalisation)."""
-        return self.backbone.pooled(self.backbone(images))
+        return self.backbone.feature(images)
 
     def encode_with_modules(self, images: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """The pooled feature (CLS token, or mean patch token with pool_type avg) with the enabled
