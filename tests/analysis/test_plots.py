@@ -188,10 +188,11 @@ def test_model_card_counts_parameters_and_the_exact_vit_flops(tiny_runs, tmp_pat
     assert main(["--run", str(run), "--iters", "1", "--warmup", "0", "--batch_size", "4", "--device", "cpu"]) == 0
     card = json.loads((run / "model_card.json").read_text())
     # 1-layer ViT, width 32, 2 heads of 16, 4x4 patches of 8 px + CLS = 17 tokens; 2 FLOPs per multiply-add.
+    # The one block is the last: it runs for the CLS query alone (keys and values from all tokens).
     tokens, width = 17, 32
     patch_embed = 2 * 16 * width * (3 * 8 * 8)
-    projections = 2 * tokens * width * (3 * width + width + 4 * width + 4 * width)
-    attention = 2 * (2 * tokens * tokens * width)  # q k^T and attn v, all heads together
+    projections = 2 * tokens * width * 2 * width + 2 * width * (width + width + 4 * width + 4 * width)
+    attention = 2 * (2 * 1 * tokens * width)  # q k^T and attn v for the CLS query, all heads together
     head = 2 * width * 2
     assert card["gflops_per_image"] * 1e9 == pytest.approx(patch_embed + projections + attention + head, rel=1e-9)
     params = card["parameters"]

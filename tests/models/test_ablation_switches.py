@@ -71,9 +71,12 @@ def test_all_switches_off_is_plain_ln_clip():
     batch = make_batch()
     with torch.no_grad():
         out = detector(batch)
-        expected_feat = F.normalize(detector.backbone(batch["image"])[:, 0], dim=-1)
+        expected_feat = F.normalize(detector.backbone.feature(batch["image"]), dim=-1)
         torch.testing.assert_close(out["feat"], expected_feat, atol=0, rtol=0)
         torch.testing.assert_close(out["logits"], detector.head(expected_feat), atol=0, rtol=0)
+        # feature() runs the last block for the CLS token alone: the all-token CLS up to fp32 rounding
+        all_tokens_feat = F.normalize(detector.backbone(batch["image"])[:, 0], dim=-1)
+        torch.testing.assert_close(out["feat"], all_tokens_feat, atol=1e-6, rtol=0)
     assert set(out) == {"logits", "prob", "feat"}
     assert set(detector.losses(batch, out)) == {"ce", "alignment", "uniformity", "total"}
 
@@ -91,8 +94,14 @@ def test_zero_initialised_fusion_equals_ln_clip_at_step_0(training):
     batch = make_batch()
     with torch.no_grad():
         a, b = plain(batch), full(batch)
+        # The modules need every token of the last block, so ``full`` runs the all-token path; its
+        # output must be *exactly* plain LN-CLIP's all-token output (zero fusion adds nothing) ...
+        plain_feat = F.normalize(plain.backbone(batch["image"])[:, 0], dim=-1)
+        assert torch.equal(b["feat"], plain_feat)
+        assert torch.equal(b["logits"], plain.head(plain_feat))
+    # ... and plain's CLS-only last block equals that up to fp32 rounding.
     for key in ("logits", "prob", "feat"):
-        assert torch.equal(a[key], b[key]), key
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0, msg=key)
     assert {"freq_logits", "boundary_logits", "identity_logits"} <= set(b)
     assert full.input_spec.with_mask
 

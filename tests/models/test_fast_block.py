@@ -72,3 +72,15 @@ def test_average_pooling_keeps_every_patch_token():
     backbone = OpenClipVisionBackbone(arch="custom", pretrained=None, vision_cfg={**TINY, "pool_type": "avg"})
     images = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(backbone.feature(images), backbone(images)[:, 1:].mean(dim=1))
+
+
+def test_a_hook_on_the_last_block_sees_the_all_token_path():
+    """Grad-CAM and attention rollout hook the last block: it must then run as a whole."""
+    backbone = ln_tuned_backbone(quick_gelu=True)
+    seen = []
+    handle = backbone.blocks[-1].attn.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape))
+    images = torch.randn(2, 3, 32, 32)
+    hooked = backbone.feature(images)
+    handle.remove()
+    assert seen == [(2, 1 + (TINY["image_size"] // TINY["patch_size"]) ** 2, TINY["width"])]
+    torch.testing.assert_close(hooked, backbone.feature(images), atol=1e-5, rtol=1e-5)

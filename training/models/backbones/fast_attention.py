@@ -55,7 +55,10 @@ class PackedSelfAttention(nn.Module):
         batch, length, dim = query.shape
         qkv = frozen_linear(query.reshape(batch * length, dim), self.in_proj_weight, self.in_proj_bias)
         qkv = qkv.view(batch, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)
+        # unbind, not qkv[0..2]: the backward then stacks the three gradients in one copy instead
+        # of zero-filling and adding into a q/k/v-sized buffer three times.
+        query, key, value = qkv.unbind(0)
+        attended = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask)
         attended = attended.transpose(1, 2).reshape(batch * length, dim)
         return frozen_linear(attended, self.out_proj.weight, self.out_proj.bias).view(batch, length, dim), None
 
@@ -68,8 +71,9 @@ class PackedSelfAttention(nn.Module):
         key_value = frozen_linear(x.reshape(batch * length, dim), self.in_proj_weight[dim:], self.in_proj_bias[dim:])
         key_value = key_value.view(batch, length, 2, heads, dim // heads).permute(2, 0, 3, 1, 4)
         mask = attn_mask[..., :1, :] if attn_mask is not None else None
-        attended = F.scaled_dot_product_attention(query.view(batch, heads, 1, dim // heads), key_value[0],
-                                                  key_value[1], attn_mask=mask)
+        key, value = key_value.unbind(0)
+        attended = F.scaled_dot_product_attention(query.view(batch, heads, 1, dim // heads), key, value,
+                                                  attn_mask=mask)
         return frozen_linear(attended.reshape(batch, dim), self.out_proj.weight, self.out_proj.bias).view(batch, 1, dim)
 
 

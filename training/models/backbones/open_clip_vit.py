@@ -100,6 +100,13 @@ def load_vision_state_dict(path: Path) -> Dict[str, torch.Tensor]:
     return visual
 
 
+def _has_hooks(module: nn.Module) -> bool:
+    """Whether hooks watch ``module`` or its children (Grad-CAM, attention rollout): the CLS-only
+    last block calls its submodules' methods directly, so it is used only when nobody watches."""
+    return any(sub._forward_hooks or sub._forward_pre_hooks or sub._backward_hooks or sub._backward_pre_hooks
+               for sub in module.modules())
+
+
 @BACKBONES.register("open_clip")
 class OpenClipVisionBackbone(nn.Module):
     """The vision tower of an open_clip CLIP model, without its projection.
@@ -188,7 +195,7 @@ class OpenClipVisionBackbone(nn.Module):
         block's matrix products skipped (fast_block.py)."""
         last = self.blocks[-1]
         transformer = self.visual.transformer
-        if (self.pool_type != "tok" or not isinstance(last, FastResidualAttentionBlock)
+        if (self.pool_type != "tok" or not isinstance(last, FastResidualAttentionBlock) or _has_hooks(last)
                 or not getattr(transformer, "batch_first", False) or transformer.grad_checkpointing):
             return self.pooled(self(images))
         tokens = self.embed(images)
