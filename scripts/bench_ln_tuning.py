@@ -1,6 +1,6 @@
 """Training throughput and peak memory of one LN-tuning step, ours vs the reference stack.
 
-    .venv/bin/python scripts/bench_ln_tuning.py --arch ViT-B-16 --batch 8 --steps 5
+    .venv/bin/python scripts/bench_ln_tuning.py --arch ViT-B-16 --batch 8 --steps 4 --repeats 5
     .venv/bin/python scripts/bench_ln_tuning.py --arch ViT-L-14 --batch 8 --device cuda --amp bf16
 
 Variants, each run in its own subprocess so peak memory is its own:
@@ -9,7 +9,8 @@ Variants, each run in its own subprocess so peak memory is its own:
              (the LN-CLIP reference implementation)
   ours_full  this framework's ClipDetector, tuning=full (for the memory comparison)
 Weights are random (identical architecture and FLOPs; pretrained values do not change speed).
-Throughput is the median over the timed steps (the first, warm-up step is discarded).
+Throughput is the median over the timed steps (the first, warm-up step is discarded; it is also where
+frozen_linear.py times MKL against oneDNN for each product shape: the line shows how many shapes chose each).
 """
 from __future__ import annotations
 
@@ -100,9 +101,39 @@ def run_variant(variant: str, arch: str, batch: int, steps: int, device_name: st
     else:  # ru_maxrss is in KiB on Linux; the growth during training steps
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     median = statistics.median(times)
+    from training.models.backbones.frozen_linear import measured_choices
+
+    libraries = list(measured_choices().values())  # which GEMM library each frozen product shape uses
     return {"variant": variant, "arch": arch, "batch": batch, "device": device_name, "amp": amp,
             "trainable": sum(p.numel() for p in params), "median_step_s": median,
-            "images_per_s": batch / median, "peak_mem_mb": peak_mb}
+            "images_per_s": batch / median, "peak_mem_mb": peak_mb,
+            "frozen_gemm_shapes": {name: libraries.count(name) for name in ("mkl", "onednn")}}
+
+
+def run_single(variant: str, arch: str, args: argparse.Namespace) -> dict:
+    command = [sys.executable, __file__, "--single", variant, "--arch", arch, "--batch", str(args.batch),
+               "--steps", str(args.steps), "--device", args.device, "--amp", args.amp]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def summarise(arch: str, runs: dict) -> None:
+    """Medians over the repeats; the throughput ratio per repeat (ours and the reference ran back
+    to back) and its median."""
+    def median(variant, key):
+        return statistics.median(row[key] for row in runs[variant])
+
+    for variant, rows in runs.items():
+        if len(rows) > 1:
+            print(f"{arch}: {variant} median {median(variant, 'images_per_s'):.2f} img/s, "
+                  f"peak {median(variant, 'peak_mem_mb'):.0f} MB over {len(rows)} runs")
+    if runs.get("ours_ln") and runs.get("hf_peft_ln"):
+        ratios = [ours["images_per_s"] / ref["images_per_s"] for ours, ref in zip(runs["ours_ln"], runs["hf_peft_ln"])]
+        print(f"{arch}: ours_ln / hf_peft_ln throughput = {statistics.median(ratios):.2f}x "
+              f"(median; per run {', '.join(f'{r:.2f}' for r in ratios)})")
+    if runs.get("ours_ln") and runs.get("ours_full"):
+        print(f"{arch}: peak memory ours_ln / ours_full = "
+              f"{median('ours_ln', 'peak_mem_mb') / max(median('ours_full', 'peak_mem_mb'), 1e-9):.2f}")
 
 
 def main(argv=None) -> int:
@@ -113,28 +144,24 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", default="off", choices=["off", "bf16"])
     parser.add_argument("--variants", nargs="+", default=["ours_ln", "hf_peft_ln", "ours_full"])
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run the variants this many times, alternating; report medians")
     parser.add_argument("--single", help=argparse.SUPPRESS)  # internal: run one variant in this process
     args = parser.parse_args(argv)
     if args.single:
         print(json.dumps(run_variant(args.single, args.arch[0], args.batch, args.steps, args.device, args.amp)))
         return 0
-    rows = []
     for arch in args.arch:
-        for variant in args.variants:
-            command = [sys.executable, __file__, "--single", variant, "--arch", arch, "--batch", str(args.batch),
-                       "--steps", str(args.steps), "--device", args.device, "--amp", args.amp]
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            rows.append(json.loads(output.strip().splitlines()[-1]))
-            row = rows[-1]
-            print(f"{arch:9s} {variant:11s} trainable {row['trainable']:>11,d}  {row['images_per_s']:7.2f} img/s  "
-                  f"peak {row['peak_mem_mb']:8.0f} MB", flush=True)
-        by = {r["variant"]: r for r in rows if r["arch"] == arch}
-        if "ours_ln" in by and "hf_peft_ln" in by:
-            print(f"{arch}: ours_ln / hf_peft_ln throughput = "
-                  f"{by['ours_ln']['images_per_s'] / by['hf_peft_ln']['images_per_s']:.2f}x")
-        if "ours_ln" in by and "ours_full" in by:
-            print(f"{arch}: peak memory ours_ln / ours_full = "
-                  f"{by['ours_ln']['peak_mem_mb'] / max(by['ours_full']['peak_mem_mb'], 1e-9):.2f}")
+        runs = {variant: [] for variant in args.variants}
+        for _ in range(args.repeats):  # variants alternate, so slow spells of a shared host hit all of them
+            for variant in args.variants:
+                row = run_single(variant, arch, args)
+                runs[variant].append(row)
+                print(f"{arch:9s} {variant:11s} trainable {row['trainable']:>11,d}  {row['images_per_s']:7.2f} img/s  "
+                      f"peak {row['peak_mem_mb']:8.0f} MB"
+                      + (f"  frozen GEMM shapes {row['frozen_gemm_shapes']}" if variant.startswith("ours") else ""),
+                      flush=True)
+        summarise(arch, runs)
     return 0
 
 

@@ -56,12 +56,15 @@ def _onednn(x2d: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor
     return torch.ops.mkldnn._linear_pointwise(x2d, weight, bias, "none", [], "")
 
 
-def _fastest_seconds(fn: Callable[[], torch.Tensor], repeats: int = 2) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
+def _fastest_seconds(candidates: Dict[bool, Callable[[], torch.Tensor]], rounds: int = 3) -> Dict[bool, float]:
+    """Best time of each candidate over ``rounds``, the candidates interleaved so that a burst of
+    load from elsewhere on a shared machine hits both rather than one."""
+    best = {name: float("inf") for name in candidates}
+    for _ in range(rounds):
+        for name, run in candidates.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
@@ -76,7 +79,7 @@ def _use_onednn(x2d: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
             candidates = {True: lambda: _onednn(x2d, weight, bias), False: lambda: F.linear(x2d, weight, bias)}
             for run in candidates.values():  # warm-up: oneDNN builds its primitive, both touch the data
                 run()
-            seconds = {name: _fastest_seconds(run) for name, run in candidates.items()}
+            seconds = _fastest_seconds(candidates)
         choice = _CHOICES[key] = seconds[True] < seconds[False]
     return choice
 
