@@ -54,13 +54,18 @@ class PackedSelfAttention(nn.Module):
             raise ValueError("PackedSelfAttention does not return attention weights.")
         batch, length, dim = query.shape
         qkv = frozen_linear(query.reshape(batch * length, dim), self.in_proj_weight, self.in_proj_bias)
-        qkv = qkv.view(batch, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
-        # unbind, not qkv[0..2]: the backward then stacks the three gradients in one copy instead
-        # of zero-filling and adding into a q/k/v-sized buffer three times.
-        query, key, value = qkv.unbind(0)
+        query, key, value = self._split_heads(qkv, batch, length)
         attended = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask)
         attended = attended.transpose(1, 2).reshape(batch * length, dim)
         return frozen_linear(attended, self.out_proj.weight, self.out_proj.bias).view(batch, length, dim), None
+
+    def _split_heads(self, packed: torch.Tensor, batch: int, length: int) -> Tuple[torch.Tensor, ...]:
+        """(batch·length, parts·dim) projections -> ``parts`` tensors of (batch, heads, length, head_dim).
+        unbind, not indexing: the backward then stacks the gradients in one copy instead of
+        zero-filling and adding into a parts-sized buffer once per part."""
+        head_dim = self.embed_dim // self.num_heads
+        parts = packed.shape[-1] // self.embed_dim
+        return packed.view(batch, length, parts, self.num_heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
 
     def attend_first_query(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``forward(x)[0][:, :1]`` without computing the other queries: token 0 attends to all
@@ -69,9 +74,8 @@ class PackedSelfAttention(nn.Module):
         heads = self.num_heads
         query = frozen_linear(x[:, 0].contiguous(), self.in_proj_weight[:dim], self.in_proj_bias[:dim])
         key_value = frozen_linear(x.reshape(batch * length, dim), self.in_proj_weight[dim:], self.in_proj_bias[dim:])
-        key_value = key_value.view(batch, length, 2, heads, dim // heads).permute(2, 0, 3, 1, 4)
+        key, value = self._split_heads(key_value, batch, length)
         mask = attn_mask[..., :1, :] if attn_mask is not None else None
-        key, value = key_value.unbind(0)
         attended = F.scaled_dot_product_attention(query.view(batch, heads, 1, dim // heads), key, value,
                                                   attn_mask=mask)
         return frozen_linear(attended.reshape(batch, dim), self.out_proj.weight, self.out_proj.bias).view(batch, 1, dim)
