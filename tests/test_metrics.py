@@ -150,6 +150,7 @@ def test_clip_predictions_report_clip_auc_and_aggregate_videos():
     assert result["clip_auc"] == result["frame_auc"] == 0.75
     assert result["video_auc"] == 1.0
     assert result["n_clips"] == 4 and result["n_videos"] == 2
+    assert "n_frames" not in result  # the rows are clips; their frame count is not in predictions.csv
 
 
 def test_csv_round_trip_is_exact(tmp_path):

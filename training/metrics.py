@@ -232,8 +232,9 @@ def compute_metrics(predictions: Union[PathLike, Mapping[str, Any]]) -> Dict[str
     ``predictions`` is a path to ``predictions.csv`` or a mapping of columns.
     Datasets appear in order of first appearance. With a ``clip_index`` column
     the ``frame_*`` metrics, ``acc`` and ``balanced_acc`` are computed on clips
-    (also reported as ``clip_auc`` and ``n_clips``); ``video_*`` metrics are
-    always per-video aggregates.
+    (also reported as ``clip_auc``; the row count is then ``n_clips``, and there is no
+    ``n_frames``: rows are clips, which may overlap); ``video_*`` metrics are always
+    per-video aggregates.
     """
     if isinstance(predictions, (str, os.PathLike)):
         source = str(predictions)
@@ -280,11 +281,12 @@ def _dataset_metrics(where: str, columns: Columns, row_numbers: np.ndarray) -> D
     metrics.update(_score_metrics("video", video_labels, video_probs, roc_curve(video_labels, video_probs)))
     metrics.update(_threshold_metrics(labels, probs))
     metrics["tpr_at_fpr_1pct"] = _tpr_at_fpr_from_roc(*frame_roc, target_fpr=0.01)
-    metrics["n_frames"] = int(labels.size)
-    metrics["n_videos"] = int(video_names.size)
     if CLIP_COLUMN in columns:
         metrics["clip_auc"] = metrics["frame_auc"]
         metrics["n_clips"] = int(labels.size)
+    else:
+        metrics["n_frames"] = int(labels.size)
+    metrics["n_videos"] = int(video_names.size)
     return _ordered(metrics)
 
 

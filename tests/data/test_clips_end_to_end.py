@@ -123,6 +123,7 @@ def test_clip_and_frame_models_report_the_same_video_level_auc(demo_temporal, tm
         auc, n_videos = per_video_mean_auc(rows)
         assert metrics["video_auc"] == pytest.approx(auc, abs=1e-12)
         assert metrics["n_videos"] == n_videos == test_videos
+    assert "n_frames" not in clip_metrics and "n_clips" not in frame_metrics
     assert clip_metrics["n_clips"] == 2 * test_videos and clip_metrics["clip_auc"] == pytest.approx(
         roc_auc_score(clip_rows["label"], clip_rows["prob"]), abs=1e-12)
     assert "clip_auc" not in frame_metrics and frame_metrics["n_frames"] == test_videos * 16
