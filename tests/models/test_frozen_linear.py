@@ -41,6 +41,20 @@ def test_auto_measures_each_shape_once_and_records_the_choice(monkeypatch):
     assert set(choices.values()) <= {"mkl", "onednn"}
 
 
+def test_deterministic_mode_uses_mkl_without_timing(monkeypatch):
+    monkeypatch.setenv(BACKEND_ENV, "auto")
+    monkeypatch.setattr(frozen_linear_module, "_CHOICES", {})
+    monkeypatch.setattr(frozen_linear_module, "_typical_seconds", lambda *_: pytest.fail("timed in deterministic mode"))
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        weight, x = torch.randn(24, 16), torch.randn(5, 16)
+        out = frozen_linear(x, weight, None)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+    assert torch.equal(out, F.linear(x, weight)) and measured_choices() == {}
+
+
 def test_unknown_backend_setting_is_named(monkeypatch):
     monkeypatch.setenv(BACKEND_ENV, "blas")
     with pytest.raises(ValueError, match=f"{BACKEND_ENV}='blas'.*auto, mkl, onednn"):

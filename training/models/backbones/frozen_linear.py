@@ -17,7 +17,11 @@ anything else goes through ``F.linear`` unchanged. Parameter names and state-dic
 stay those of ``nn.Linear``.
 
 ``CLIPFORENSICS_FROZEN_LINEAR=mkl`` or ``=onednn`` pins the library (bitwise-repeatable
-runs; benchmarks); the default ``auto`` measures.
+runs; benchmarks); the default ``auto`` measures, except under
+``torch.use_deterministic_algorithms`` (``train.deterministic: true``), where it keeps MKL:
+which library wins a timing can change from run to run, and their ~1e-6 rounding
+differences grow over training (rounding-level changes of this kind moved the demo
+ablation baseline's mean video AUC by 4 points between two commits, docs/ABLATION.md).
 """
 from __future__ import annotations
 
@@ -76,6 +80,10 @@ def _use_onednn(x2d: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
     setting = backend_setting()
     if setting != "auto" or not onednn_linear_available():
         return setting == "onednn"
+    if torch.are_deterministic_algorithms_enabled():
+        # A timed choice can differ between runs (and DDP ranks) and the libraries round
+        # differently, which training amplifies; repeatable runs (train.deterministic) keep MKL.
+        return False
     key = (x2d.shape[0], weight.shape[1], weight.shape[0], weight.stride(0) == 1, bias is not None)
     choice = _CHOICES.get(key)
     if choice is None:
