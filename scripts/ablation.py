@@ -2,18 +2,22 @@
 
     python -m scripts.ablation --detector_path configs/detector/demo_clip_tiny.yaml \
         --out docs/ablation_run [--runs_dir runs/ablation_demo] [--variants configs/ablation/clip_modules.yaml] \
-        [--only baseline +freq] [--opts data.root=/tmp/e2e_data train.epochs=5 ...] [--device auto] [--force]
+        [--only baseline +freq] [--seeds 1024 0 7] [--opts data.root=/tmp/e2e_data train.epochs=5 ...]
+        [--device auto] [--force]
 
 A variant is a set of config overrides (``--variants``: a YAML mapping of variant
 name → {dotted.key: value}); the default file defines baseline, +freq, +boundary,
 +identity and all. Every variant runs ``training/train.py`` with the same detector
 config, seed and data plus its overrides, into ``<runs_dir>/<variant>/`` (default
-``<out>/runs``), and is tested on every ``data.test_dataset``. A variant already
-trained with exactly the same resolved config is not retrained (so an interrupted
-ablation continues where it stopped); a changed config or ``--force`` retrains it.
+``<out>/runs``), and is tested on every ``data.test_dataset``. With ``--seeds`` every
+variant trains once per seed (``train.seed``), into ``<runs_dir>/<variant>/seed_<S>/``;
+the table then shows the mean over seeds and the seed-to-seed spread next to the test-set
+noise. A run already trained with exactly the same resolved config is not retrained (so an
+interrupted ablation continues where it stopped); a changed config or ``--force`` retrains it.
 
 Writes ``<out>/ablation.{md,csv,tex}`` (video AUC per test set, mean, its change
-against the first variant, trainable parameters (all / in the variant's modules),
+against the first variant with its test-set standard error (and, with several seeds, the
+seed standard deviations), trainable parameters (all / in the variant's modules),
 inference ms per image at batch 1 and at ``--latency_batch``, wall time) and
 ``<out>/ablation.json`` with everything, including the command line.
 """
@@ -54,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--variants", default=str(DEFAULT_VARIANTS),
                         help="YAML: variant name -> {dotted.key: value} overrides (default: %(default)s)")
     parser.add_argument("--only", nargs="+", metavar="VARIANT", help="run only these variants (in file order)")
+    parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
+                        help="train every variant once per seed (train.seed) and report the mean and the "
+                             "seed spread (default: one run with the config's train.seed)")
     parser.add_argument("--opts", nargs="+", default=[], metavar="KEY=VALUE",
                         help="config overrides applied to every variant (before the variant's own)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -95,6 +102,22 @@ def run_dir_name(variant: str) -> str:
     return name
 
 
+def run_dir_for(runs: Path, variant: str, seed: Optional[int]) -> Path:
+    """``<runs>/<variant>`` for the config's own seed, ``<runs>/<variant>/seed_<S>`` with --seeds."""
+    directory = runs / run_dir_name(variant)
+    return directory if seed is None else directory / f"seed_{seed}"
+
+
+def check_seeds(seeds: Optional[Sequence[int]]) -> List[Optional[int]]:
+    """The training seeds to run; ``[None]`` means one run with the config's ``train.seed``."""
+    if not seeds:
+        return [None]
+    repeated = sorted({seed for seed in seeds if list(seeds).count(seed) > 1})
+    if repeated:
+        raise SystemExit(f"--seeds: {repeated} given more than once; each seed is one training run.")
+    return list(seeds)
+
+
 def select_variants(variants: Dict[str, Dict[str, Any]], only: Optional[Sequence[str]]) -> Dict[str, Dict]:
     if not only:
         return variants
@@ -125,6 +148,24 @@ def reusable_wall_time(run_dir: Path, expected: Dict[str, Any]) -> Optional[floa
         log.info("%s was trained with a different config; retraining it", run_dir)
         return None
     return float(previous["wall_s"])
+
+
+def train_or_reuse(detector_path: str, run_dir: Path, opts: List[str], device: str, force: bool,
+                   train_main: Callable[[List[str]], int]) -> float:
+    """Train + test one run unless the same config already finished there; its wall time."""
+    from training.utils.atomic import atomic_write_json
+
+    expected = resolved_config(detector_path, opts)
+    wall = None if force else reusable_wall_time(run_dir, expected)
+    if wall is not None:
+        log.info("%s: reusing it (same config; trained in %.0fs)", run_dir, wall)
+        return wall
+    log.info("%s: training with %s", run_dir, " ".join(opts) or "(no overrides)")
+    wall = train_variant(detector_path, run_dir, opts, device, train_main)
+    atomic_write_json(run_dir / STAMP, {"config": expected, "wall_s": wall})
+    _console_logger()
+    log.info("%s: done in %.0fs", run_dir, wall)
+    return wall
 
 
 def train_variant(detector_path: str, run_dir: Path, overrides: List[str], device: str,
@@ -215,51 +256,97 @@ def _rank_auc(labels, scores):
         return ((ranks * labels).sum(-1) - positives * (positives + 1) / 2) / (positives * negatives)
 
 
-def paired_bootstrap_se(reference_dir: Path, run_dir: Path, datasets: Sequence[str],
+def paired_bootstrap_se(reference_dirs: Sequence[Path], run_dirs: Sequence[Path], datasets: Sequence[str],
                         resamples: int = 1000, seed: int = 0) -> Optional[float]:
-    """Standard error of Δ mean video AUC (run − reference) from resampling the *test videos*
-    (the same resample for both runs, per dataset). It measures how much the finite test sets
-    alone move the difference; seed-to-seed training noise comes on top."""
+    """Standard error of Δ mean video AUC (runs − references, averaged over the pairs; run i
+    was trained with the same seed as reference i) from resampling the *test videos* (the same
+    resample for every run, per dataset). It measures how much the finite test sets alone move
+    the difference; seed-to-seed training noise comes on top."""
     import numpy as np
 
+    if len(reference_dirs) != len(run_dirs) or not run_dirs:
+        raise ValueError(f"paired_bootstrap_se needs one reference run per run, got {len(reference_dirs)} "
+                         f"references for {len(run_dirs)} runs")
     rng = np.random.default_rng(seed)
     deltas = np.zeros(resamples)
     for dataset in datasets:
-        reference = video_level(reference_dir / "test" / dataset / "predictions.csv")
-        current = video_level(run_dir / "test" / dataset / "predictions.csv")
-        if set(reference) != set(current):
+        references = [video_level(d / "test" / dataset / "predictions.csv") for d in reference_dirs]
+        currents = [video_level(d / "test" / dataset / "predictions.csv") for d in run_dirs]
+        keys = sorted(references[0])
+        if any(set(videos) != set(keys) for videos in references + currents):
             return None  # different test videos: no paired comparison
-        keys = sorted(reference)
-        labels = np.array([reference[k][0] for k in keys])
+        labels = np.array([references[0][k][0] for k in keys])
         index = rng.integers(0, len(keys), size=(resamples, len(keys)))
         sampled = labels[index]
-        a = _rank_auc(sampled, np.array([current[k][1] for k in keys])[index])
-        b = _rank_auc(sampled, np.array([reference[k][1] for k in keys])[index])
-        deltas += (a - b) / len(datasets)
+        for reference, current in zip(references, currents):
+            a = _rank_auc(sampled, np.array([current[k][1] for k in keys])[index])
+            b = _rank_auc(sampled, np.array([reference[k][1] for k in keys])[index])
+            deltas += (a - b) / (len(datasets) * len(run_dirs))
     deltas = deltas[np.isfinite(deltas)]  # resamples with a single class have no AUC
     return float(deltas.std(ddof=1)) if deltas.size > 1 else None
 
 
+# ------------------------------------------------------------------------------ seeds
+
+def mean_video_auc(metrics: Mapping[str, Mapping[str, Any]]) -> Optional[float]:
+    """A run's mean video AUC over its test sets, as the table's Mean column computes it."""
+    from analysis.tables import build_table
+
+    return build_table({"run": metrics}, metrics=("video_auc",)).values[0][-1]
+
+
+def average_metrics(per_seed: Sequence[Mapping[str, Mapping[str, Any]]]) -> Dict[str, Dict[str, Optional[float]]]:
+    """``{dataset: {metric: mean over the seeds' metrics.json}}``; None where any seed lacks it."""
+    averaged: Dict[str, Dict[str, Optional[float]]] = {}
+    for dataset, metrics in per_seed[0].items():
+        averaged[dataset] = {}
+        for metric in metrics:
+            values = [run.get(dataset, {}).get(metric) for run in per_seed]
+            averaged[dataset][metric] = None if None in values else statistics.fmean(values)
+    return averaged
+
+
+def seed_sd(values: Sequence[Optional[float]]) -> Optional[float]:
+    """Sample standard deviation over seeds; None with one seed or a missing value."""
+    if len(values) < 2 or None in values:
+        return None
+    return statistics.stdev(values)
+
+
+def seed_differences(runs: Sequence[Optional[float]], references: Sequence[Optional[float]]):
+    """Per-seed run − reference (None where either is missing)."""
+    return [None if a is None or b is None else a - b for a, b in zip(runs, references)]
+
+
 # ------------------------------------------------------------------------------ tables
 
-def ablation_rows(described: Mapping[str, Mapping[str, Any]], latency_batch: int):
+def ablation_rows(described: Mapping[str, Mapping[str, Any]], latency_batch: int, with_seeds: bool = False):
     """(header, rows of (name, [value or None ...]), kinds) for the renderers. Kinds: auc | delta |
-    count | ms | seconds. AUC values come from analysis.tables.build_table (video AUC + mean)."""
+    se | count | ms | seconds. AUC values come from analysis.tables.build_table (video AUC + mean);
+    ``with_seeds`` adds the seed standard deviations of the Mean and of Δ Mean."""
     from analysis.tables import build_table
 
     table = build_table({name: d["metrics"] for name, d in described.items()}, metrics=("video_auc",))
-    header = [f"{dataset} video AUC" for dataset, _ in table.columns[:-1]] + ["Mean", "Δ Mean", "± SE"]
-    header += ["Trainable", "Module params", "ms/img (b=1)", f"ms/img (b={latency_batch})", "Wall (s)"]
-    kinds = ["auc"] * len(table.columns) + ["delta", "se", "count", "count", "ms", "ms", "seconds"]
+    header = [f"{dataset} video AUC" for dataset, _ in table.columns[:-1]] + ["Mean"]
+    kinds = ["auc"] * len(table.columns)
+    if with_seeds:
+        header, kinds = header + ["seed SD"], kinds + ["se"]
+    header, kinds = header + ["Δ Mean"], kinds + ["delta"]
+    if with_seeds:
+        header, kinds = header + ["Δ seed SD"], kinds + ["se"]
+    header += ["± SE", "Trainable", "Module params", "ms/img (b=1)", f"ms/img (b={latency_batch})", "Wall (s)"]
+    kinds += ["se", "count", "count", "ms", "ms", "seconds"]
     reference = table.values[0][-1] if table.values else None
     rows = []
     for name, cells in zip(table.row_names, table.values):
         d = described[name]
         mean = cells[-1]
-        delta = None if mean is None or reference is None else mean - reference
-        rows.append((name, list(cells) + [delta, d.get("delta_se"), d["trainable"], d["module_trainable"],
-                                          d["ms_per_image_b1"],
-                                          d[f"ms_per_image_b{latency_batch}"], d.get("wall_s")]))
+        values = list(cells) + ([d.get("mean_seed_sd")] if with_seeds else [])
+        values.append(None if mean is None or reference is None else mean - reference)
+        values += [d.get("delta_seed_sd")] if with_seeds else []
+        values += [d.get("delta_se"), d["trainable"], d["module_trainable"], d["ms_per_image_b1"],
+                   d[f"ms_per_image_b{latency_batch}"], d.get("wall_s")]
+        rows.append((name, values))
     return header, rows, kinds
 
 
@@ -325,10 +412,11 @@ def to_latex(header, rows, kinds, footnote: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_ablation_tables(described, out_prefix: Path, latency_batch: int, footnote: str = "") -> str:
+def write_ablation_tables(described, out_prefix: Path, latency_batch: int, footnote: str = "",
+                          with_seeds: bool = False) -> str:
     from training.utils.atomic import atomic_write_text
 
-    header, rows, kinds = ablation_rows(described, latency_batch)
+    header, rows, kinds = ablation_rows(described, latency_batch, with_seeds)
     markdown = to_markdown(header, rows, kinds, footnote)
     atomic_write_text(f"{out_prefix}.md", markdown)
     atomic_write_text(f"{out_prefix}.csv", to_csv(header, rows))
@@ -348,6 +436,18 @@ def _console_logger() -> None:
         log.propagate = False
 
 
+def describe_seeds(described: Dict[str, Any], seeds: Sequence[int], run_dirs: Sequence[Path],
+                   walls: Sequence[float]) -> List[Dict]:
+    """Replace a variant's metrics by their mean over its seed runs; keep each run's own.
+    Returns the per-seed metrics (in ``seeds`` order)."""
+    per_seed = [json.loads((d / "metrics.json").read_text(encoding="utf-8")) for d in run_dirs]
+    described["metrics"] = average_metrics(per_seed)
+    described["seeds"] = {str(seed): {"run_dir": str(d), "metrics": m, "wall_s": w}
+                          for seed, d, m, w in zip(seeds, run_dirs, per_seed, walls)}
+    described["mean_seed_sd"] = seed_sd([mean_video_auc(m) for m in per_seed])
+    return per_seed
+
+
 def main(argv: Optional[List[str]] = None, train_main: Optional[Callable[[List[str]], int]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -359,38 +459,49 @@ def main(argv: Optional[List[str]] = None, train_main: Optional[Callable[[List[s
         from training.train import main as train_main
     _console_logger()
     variants = select_variants(load_variants(args.variants), args.only)
+    seeds = check_seeds(args.seeds)
+    with_seeds = seeds != [None]
     out = Path(args.out)
     runs = Path(args.runs_dir) if args.runs_dir else out / "runs"
     device = dist_utils.select_device(args.device)
     start = time.time()
     described: Dict[str, Dict[str, Any]] = {}
+    per_seed_means: Dict[str, List[Optional[float]]] = {}  # variant -> mean video AUC of each seed's run
     for name, overrides in variants.items():
-        run_dir = runs / run_dir_name(name)
         opts = list(args.opts) + override_strings(overrides)
-        expected = resolved_config(args.detector_path, opts)
-        wall = reusable_wall_time(run_dir, expected) if not args.force else None
-        if wall is None:
-            log.info("variant %s: training with %s", name, " ".join(opts) or "(no overrides)")
-            wall = train_variant(args.detector_path, run_dir, opts, args.device, train_main)
-            atomic_write_json(run_dir / STAMP, {"config": expected, "wall_s": wall})
-            _console_logger()
-            log.info("variant %s: done in %.0fs", name, wall)
-        else:
-            log.info("variant %s: reusing %s (same config; trained in %.0fs)", name, run_dir, wall)
-        described[name] = describe_variant(run_dir, args.latency_batch, args.latency_repeats, device)
-        described[name]["wall_s"] = wall
+        run_dirs = [run_dir_for(runs, name, seed) for seed in seeds]
+        walls = [train_or_reuse(args.detector_path, run_dir, opts + ([] if seed is None else [f"train.seed={seed}"]),
+                                args.device, args.force, train_main)
+                 for seed, run_dir in zip(seeds, run_dirs)]
+        # Parameters and latency do not depend on the seed: measured on the first seed's run.
+        described[name] = describe_variant(run_dirs[0], args.latency_batch, args.latency_repeats, device)
+        described[name]["wall_s"] = sum(walls)
         described[name]["overrides"] = opts
+        if with_seeds:
+            per_seed = describe_seeds(described[name], seeds, run_dirs, walls)
+            per_seed_means[name] = [mean_video_auc(m) for m in per_seed]
         reference = next(iter(described))
         if name != reference:
-            described[name]["delta_se"] = paired_bootstrap_se(
-                runs / run_dir_name(reference), run_dir, list(described[name]["metrics"]))
+            reference_dirs = [run_dir_for(runs, reference, seed) for seed in seeds]
+            described[name]["delta_se"] = paired_bootstrap_se(reference_dirs, run_dirs,
+                                                              list(described[name]["metrics"]))
+            if with_seeds:
+                described[name]["delta_seed_sd"] = seed_sd(
+                    seed_differences(per_seed_means[name], per_seed_means[reference]))
     first = next(iter(described.values()))["config"]
-    footnote = (table_footnote(first) + f" Δ Mean: against the first row; ± SE: its standard error from a "
-                f"paired bootstrap over the test videos (1000 resamples; test-set noise only, not seed noise). "
-                f"Latency: median inference forward "
-                f"time per image on {device.type} (random input at the model resolution, batch 1 and "
-                f"{args.latency_batch}); Wall: training + testing time of the variant.")
-    markdown = write_ablation_tables(described, out / "ablation", args.latency_batch, footnote)
+    footnote = table_footnote(first)
+    if with_seeds:
+        footnote += (f" Every variant trained once per seed ({', '.join(map(str, seeds))}); each AUC is the mean "
+                     f"over those runs. seed SD: sample standard deviation of the row's Mean over the seeds; "
+                     f"Δ seed SD: of its Δ Mean, each seed paired with the first row's run of the same seed "
+                     f"(training noise).")
+    footnote += (f" Δ Mean: against the first row; ± SE: its standard error from a "
+                 f"paired bootstrap over the test videos (1000 resamples; test-set noise only, not seed noise). "
+                 f"Latency: median inference forward "
+                 f"time per image on {device.type} (random input at the model resolution, batch 1 and "
+                 f"{args.latency_batch}); Wall: training + testing time of the variant"
+                 f"{' (all seeds)' if with_seeds else ''}.")
+    markdown = write_ablation_tables(described, out / "ablation", args.latency_batch, footnote, with_seeds)
     summary = {"command": "python -m scripts.ablation " + shlex.join(argv), "total_wall_s": time.time() - start,
                "variants": {name: {k: v for k, v in d.items() if k != "config"} for name, d in described.items()}}
     atomic_write_json(out / "ablation.json", summary)

@@ -289,6 +289,33 @@ def test_ablation_runner_trains_every_variant_and_writes_the_table(tmp_path, tin
     assert (runs / "baseline" / "metrics.json").stat().st_mtime != mtime
 
 
+def test_ablation_runner_with_seeds_trains_each_seed_and_averages(tmp_path, tiny_data):
+    from scripts.ablation import main, mean_video_auc
+
+    variants = tmp_path / "variants.yaml"
+    variants.write_text(yaml.safe_dump(sort_keys=False, data={
+        "baseline": {}, "+freq": {"model.freq.enabled": True, "model.freq.blocks": [0]}}))
+    out, runs = tmp_path / "ablation", tmp_path / "runs"
+    argv = ["--detector_path", str(write_tiny_config(tmp_path, tiny_data)), "--out", str(out),
+            "--runs_dir", str(runs), "--variants", str(variants), "--device", "cpu", "--seeds", "3", "5",
+            "--latency_batch", "2", "--latency_repeats", "1", "--opts", "train.max_steps=1"]
+    assert main(argv) == 0
+    for variant in ("baseline", "+freq"):
+        for seed in (3, 5):
+            config = yaml.safe_load((runs / variant / f"seed_{seed}" / "config.yaml").read_text())
+            assert config["train"]["seed"] == seed
+    summary = json.loads((out / "ablation.json").read_text())["variants"]
+    per_seed = {v: [summary[v]["seeds"][s]["metrics"] for s in ("3", "5")] for v in summary}
+    means = {variant: [mean_video_auc(m) for m in metrics] for variant, metrics in per_seed.items()}
+    assert mean_video_auc(summary["+freq"]["metrics"]) == pytest.approx(sum(means["+freq"]) / 2)
+    deltas = [f - b for f, b in zip(means["+freq"], means["baseline"])]
+    assert summary["+freq"]["delta_seed_sd"] == pytest.approx(abs(deltas[0] - deltas[1]) / 2 ** 0.5)
+    assert summary["baseline"]["wall_s"] == pytest.approx(
+        sum(summary["baseline"]["seeds"][s]["wall_s"] for s in ("3", "5")))
+    markdown = (out / "ablation.md").read_text()
+    assert "| seed SD | Δ Mean | Δ seed SD |" in markdown and "once per seed (3, 5)" in markdown
+
+
 def test_example_config_and_default_variants_are_valid():
     from pathlib import Path
 
@@ -324,6 +351,35 @@ def test_paired_bootstrap_se_of_the_mean_auc_difference(tmp_path):
         rows = [{"dataset": "D", "video_key": f"D/v{i}", "frame_index": f, "label": int(labels[i]),
                  "prob": float(score[i])} for i in range(40) for f in (0, 1)]
         write_predictions(tmp_path / run / "test" / "D" / "predictions.csv", rows)
-    assert paired_bootstrap_se(tmp_path / "a", tmp_path / "a", ["D"]) == 0.0  # a run against itself
-    se = paired_bootstrap_se(tmp_path / "a", tmp_path / "b", ["D"])
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert paired_bootstrap_se([a], [a], ["D"]) == 0.0  # a run against itself
+    se = paired_bootstrap_se([a], [b], ["D"])
     assert 0.01 < se < 0.2
+    # Seed pairs are averaged: two copies of the same pair give the same SE, and a pair whose
+    # difference is zero halves every resampled difference.
+    assert paired_bootstrap_se([a, a], [b, b], ["D"]) == pytest.approx(se)
+    assert paired_bootstrap_se([a, a], [b, a], ["D"]) == pytest.approx(se / 2)
+    with pytest.raises(ValueError, match="one reference run per run"):
+        paired_bootstrap_se([a], [a, b], ["D"])
+
+
+def test_seed_statistics_of_the_ablation_table():
+    from scripts.ablation import ablation_rows, average_metrics, check_seeds, seed_differences, seed_sd
+
+    assert check_seeds(None) == [None] and check_seeds([3, 1]) == [3, 1]
+    with pytest.raises(SystemExit, match=r"--seeds: \[1\] given more than once"):
+        check_seeds([1, 2, 1])
+    runs = [{"D": {"video_auc": 0.6, "frame_auc": None}}, {"D": {"video_auc": 0.8, "frame_auc": 0.7}}]
+    assert average_metrics(runs) == {"D": {"video_auc": pytest.approx(0.7), "frame_auc": None}}
+    assert seed_sd([0.6]) is None and seed_sd([0.6, None]) is None
+    assert seed_sd([0.6, 0.8]) == pytest.approx(0.1414213562)
+    assert seed_differences([0.7, None], [0.5, 0.5]) == [pytest.approx(0.2), None]
+    common = {"trainable": 10, "module_trainable": 0, "ms_per_image_b1": 1.0, "ms_per_image_b2": 0.5}
+    described = {"base": {"metrics": {"D": {"video_auc": 0.7}}, "mean_seed_sd": 0.1, **common},
+                 "+m": {"metrics": {"D": {"video_auc": 0.75}}, "mean_seed_sd": 0.2, "delta_seed_sd": 0.05,
+                        "delta_se": 0.03, **common}}
+    header, rows, _ = ablation_rows(described, latency_batch=2, with_seeds=True)
+    assert header[:6] == ["D video AUC", "Mean", "seed SD", "Δ Mean", "Δ seed SD", "± SE"]
+    assert rows[1][1][:6] == [0.75, 0.75, 0.2, pytest.approx(0.05), 0.05, 0.03]
+    header, rows, _ = ablation_rows(described, latency_batch=2)
+    assert header[:4] == ["D video AUC", "Mean", "Δ Mean", "± SE"]
