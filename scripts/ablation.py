@@ -327,26 +327,25 @@ def ablation_rows(described: Mapping[str, Mapping[str, Any]], latency_batch: int
     from analysis.tables import build_table
 
     table = build_table({name: d["metrics"] for name, d in described.items()}, metrics=("video_auc",))
+    # (title, kind, key of the variant's description) after the AUC columns
+    columns = [("seed SD", "se", "mean_seed_sd"), ("Δ Mean", "delta", "delta"),
+               ("Δ seed SD", "se", "delta_seed_sd"), ("± SE", "se", "delta_se"),
+               ("Trainable", "count", "trainable"), ("Module params", "count", "module_trainable"),
+               ("ms/img (b=1)", "ms", "ms_per_image_b1"),
+               (f"ms/img (b={latency_batch})", "ms", f"ms_per_image_b{latency_batch}"),
+               ("Wall (s)", "seconds", "wall_s")]
+    if not with_seeds:  # one run per variant: no seed spread
+        columns = [column for column in columns if column[2] not in ("mean_seed_sd", "delta_seed_sd")]
     header = [f"{dataset} video AUC" for dataset, _ in table.columns[:-1]] + ["Mean"]
-    kinds = ["auc"] * len(table.columns)
-    if with_seeds:
-        header, kinds = header + ["seed SD"], kinds + ["se"]
-    header, kinds = header + ["Δ Mean"], kinds + ["delta"]
-    if with_seeds:
-        header, kinds = header + ["Δ seed SD"], kinds + ["se"]
-    header += ["± SE", "Trainable", "Module params", "ms/img (b=1)", f"ms/img (b={latency_batch})", "Wall (s)"]
-    kinds += ["se", "count", "count", "ms", "ms", "seconds"]
+    header += [title for title, _, _ in columns]
+    kinds = ["auc"] * len(table.columns) + [kind for _, kind, _ in columns]
     reference = table.values[0][-1] if table.values else None
     rows = []
     for name, cells in zip(table.row_names, table.values):
-        d = described[name]
         mean = cells[-1]
-        values = list(cells) + ([d.get("mean_seed_sd")] if with_seeds else [])
-        values.append(None if mean is None or reference is None else mean - reference)
-        values += [d.get("delta_seed_sd")] if with_seeds else []
-        values += [d.get("delta_se"), d["trainable"], d["module_trainable"], d["ms_per_image_b1"],
-                   d[f"ms_per_image_b{latency_batch}"], d.get("wall_s")]
-        rows.append((name, values))
+        delta = None if mean is None or reference is None else mean - reference
+        description = {**described[name], "delta": delta}
+        rows.append((name, list(cells) + [description.get(key) for _, _, key in columns]))
     return header, rows, kinds
 
 
@@ -437,15 +436,16 @@ def _console_logger() -> None:
 
 
 def describe_seeds(described: Dict[str, Any], seeds: Sequence[int], run_dirs: Sequence[Path],
-                   walls: Sequence[float]) -> List[Dict]:
+                   walls: Sequence[float]) -> List[Optional[float]]:
     """Replace a variant's metrics by their mean over its seed runs; keep each run's own.
-    Returns the per-seed metrics (in ``seeds`` order)."""
+    Returns each seed's mean video AUC (in ``seeds`` order)."""
     per_seed = [json.loads((d / "metrics.json").read_text(encoding="utf-8")) for d in run_dirs]
+    means = [mean_video_auc(m) for m in per_seed]
     described["metrics"] = average_metrics(per_seed)
     described["seeds"] = {str(seed): {"run_dir": str(d), "metrics": m, "wall_s": w}
                           for seed, d, m, w in zip(seeds, run_dirs, per_seed, walls)}
-    described["mean_seed_sd"] = seed_sd([mean_video_auc(m) for m in per_seed])
-    return per_seed
+    described["mean_seed_sd"] = seed_sd(means)
+    return means
 
 
 def main(argv: Optional[List[str]] = None, train_main: Optional[Callable[[List[str]], int]] = None) -> int:
@@ -478,8 +478,7 @@ def main(argv: Optional[List[str]] = None, train_main: Optional[Callable[[List[s
         described[name]["wall_s"] = sum(walls)
         described[name]["overrides"] = opts
         if with_seeds:
-            per_seed = describe_seeds(described[name], seeds, run_dirs, walls)
-            per_seed_means[name] = [mean_video_auc(m) for m in per_seed]
+            per_seed_means[name] = describe_seeds(described[name], seeds, run_dirs, walls)
         reference = next(iter(described))
         if name != reference:
             reference_dirs = [run_dir_for(runs, reference, seed) for seed in seeds]
