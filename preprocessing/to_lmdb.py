@@ -39,6 +39,7 @@ from training.data.catalog import (LABEL_MAP_FILE, CatalogError, SkipReport, ava
 from training.data.records import VideoRecord
 from training.data.storage import (LMDB_META_KEY, RgbStorage, UnreadableFileError, build_storage,
                                    decode_image, decode_landmarks, decode_mask, lmdb_key, lmdb_path)
+from training.utils.atomic import new_directory_mode
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +157,7 @@ def convert(data_root: Path, dataset: str, map_size_gb: Optional[float] = None,
 
 def _chmod_like_a_new_directory(path: Path) -> None:
     # mkdtemp creates 0700; the finished LMDB should be as readable as any folder mkdir makes.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o777 & ~umask)
+    os.chmod(path, new_directory_mode())
 
 
 def _replace_directory(source: Path, target: Path) -> None:

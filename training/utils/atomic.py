@@ -1,7 +1,9 @@
 """Atomic file writes: write to a temporary file in the same folder, fsync, rename.
 
 A crash (or a full disk) during the write leaves the previous version of the
-file untouched; readers never see a half-written file.
+file untouched; readers never see a half-written file. The finished file gets the
+mode a plain ``open(path, "w")`` would give (0666 minus the umask), not the
+temporary file's private 0600.
 """
 from __future__ import annotations
 
@@ -13,6 +15,29 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Union
 
 PathLike = Union[str, os.PathLike]
+
+
+def current_umask() -> int:
+    """The process umask. Linux reports it in /proc (no side effect); elsewhere it can only be
+    read by setting it, briefly, which is harmless outside multi-threaded file creation."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def new_file_mode() -> int:
+    return 0o666 & ~current_umask()
+
+
+def new_directory_mode() -> int:
+    return 0o777 & ~current_umask()
 
 
 @contextlib.contextmanager
@@ -31,6 +56,8 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        # mkstemp made it 0600; results, checkpoints and plots are meant to be shared like any file.
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except BaseException as error:
         tmp.unlink(missing_ok=True)
