@@ -26,12 +26,13 @@ import torch
 from torch import nn
 
 from training.registry import BACKBONES
+from training.errors import UserError
 
 WEIGHT_FILENAMES = ("model.safetensors", "pytorch_model.bin")
 IMAGENET_TAG = "imagenet"  # "the model's default timm weights", whatever their tag
 
 
-class PretrainedWeightsMissing(FileNotFoundError):
+class PretrainedWeightsMissing(UserError, FileNotFoundError):
     pass
 
 
@@ -116,7 +117,8 @@ def read_state_dict(path: Path) -> Dict[str, torch.Tensor]:
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
-@BACKBONES.register("timm")
+# "timm" is the timm ViT tower (timm_vit.py); this pooled-feature CNN wrapper is "timm_cnn".
+@BACKBONES.register("timm_cnn")
 class TimmBackbone(nn.Module):
     """A timm model without its classifier: ``forward`` returns pooled features (B, num_features)."""
 
