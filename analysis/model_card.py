@@ -53,7 +53,7 @@ def count_flops(detector: torch.nn.Module, spec, device: torch.device) -> int:
 def measure_throughput(detector: torch.nn.Module, spec, device: torch.device, batch_size: int, iters: int,
                        warmup: int, amp: str) -> float:
     """Inference images/s (clips count as frames_per_sample images)."""
-    from training.engine.evaluation import autocast_context
+    from training.engine.precision import autocast_context
 
     batch = dummy_batch(spec, batch_size, device)
     detector.eval()

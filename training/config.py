@@ -25,6 +25,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 import yaml
 
 from training.utils.atomic import atomic_write_text
+from training.errors import UserError
 
 Config = Dict[str, Any]
 
@@ -62,7 +63,7 @@ DEFAULTS: Config = {
         "clips_per_video": {"train": 1, "val": 2, "test": 4},  # temporal detectors only
         "label_dict": {},
         "strict": True,  # bad data raises; False skips it and reports what was skipped
-        "num_workers": 2,
+        "num_workers": 2,  # loader processes per training process, or auto (engine/performance.py)
         "identity_labels": False,  # load identity ids from the JSON for identity-aware losses
         # SBI-style online self-blending of real training frames (training/data/self_blend.py)
         "self_blend": {"enabled": False, "p": 0.5, "reals_only": False,
@@ -75,7 +76,7 @@ DEFAULTS: Config = {
         "max_steps": None,  # stop after this many optimizer steps (smoke tests)
         "optimizer": {"name": "adamw", "lr": 8e-5, "weight_decay": 0.0, "betas": [0.9, 0.999]},
         "scheduler": {"name": "cosine", "warmup_epochs": 0.0, "min_lr": 0.0},
-        "amp": "auto",  # auto: bf16 autocast on CUDA, fp32 on CPU | bf16 | off
+        "amp": "auto",  # auto: bf16 autocast on CUDA and on CPUs with bf16 units, else fp32 | bf16 | off (engine/precision.py)
         "grad_clip": 1.0,  # max gradient norm; null disables clipping
         "seed": 1024,
         "max_consecutive_nan": 5,  # non-finite losses in a row before the run stops
@@ -85,6 +86,8 @@ DEFAULTS: Config = {
         "val_max_videos": None,  # cap validation videos per dataset (deterministic subset)
         "log_every": 20,
         "deterministic": False,
+        "compile": False,  # torch.compile the detector: false | true | reduce-overhead | max-autotune
+        "channels_last": "auto",  # NHWC memory format: auto = CNN detectors on CUDA (engine/performance.py)
     },
     "test": {"batch_size": 64, "save_features": False},
     "output": {"root": "runs"},
@@ -96,6 +99,8 @@ CHOICES = {
     "train.optimizer.name": ("adamw", "adam", "sgd"),
     "train.scheduler.name": ("cosine", "constant"),
     "train.amp": ("auto", "bf16", "off"),
+    "train.compile": (False, True, "default", "reduce-overhead", "max-autotune"),
+    "train.channels_last": ("auto", True, False),
     "train.val_metric": ("video_auc", "frame_auc", "video_ap", "frame_ap"),
 }
 
@@ -103,7 +108,7 @@ CHOICES = {
 OPEN_SECTIONS = ("data.label_dict", "augment")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override is invalid; the message says where and how to fix it."""
 
 

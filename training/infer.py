@@ -143,7 +143,7 @@ class Scorer:
         """(first frame index, P(fake), padded) per test sample of one input's crops."""
         import torch
 
-        from training.engine.evaluation import autocast_context
+        from training.engine.precision import autocast_context
 
         samples = test_samples(sorted(crops), self.config, self.clip_len)
         results: List[Tuple[int, float, bool]] = []

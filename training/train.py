@@ -136,6 +136,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from training.engine import distributed as dist_utils
     from training.engine.checkpoint import load_detector_weights
     from training.engine.hooks import LoggingHook, TensorboardHook, ValidationCheckpointHook
+    from training.engine.performance import wrap_for_training
     from training.engine.testing import table_footnote, test_detector
     from training.engine.trainer import Trainer, seed_everything
     from training.models import build_detector, count_parameters
@@ -160,10 +161,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     log.info("Training on %s: %d samples per epoch, %d steps per epoch; validating on %s (val split)",
              config["data"]["train_dataset"], len(train_loader.dataset), len(train_loader),
              list(val_loaders) or "nothing")
-    model = detector
-    if distributed:
-        model = torch.nn.parallel.DistributedDataParallel(
-            detector, device_ids=[device.index] if device.type == "cuda" else None)
+    model = wrap_for_training(detector, config["train"], device, distributed)
     hooks = [ValidationCheckpointHook(val_loaders, config["train"]["val_every_epochs"], config["train"]["val_metric"]),
              TensorboardHook(run_dir / "tb", config["train"]["log_every"]), LoggingHook(config["train"]["log_every"])]
     trainer = Trainer(config, model, train_loader, run_dir, device, hooks)

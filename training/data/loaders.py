@@ -179,11 +179,12 @@ def build_dataset(config: Config, names: Sequence[str], split: str, spec: InputS
 def build_loader(config: Config, dataset: Dataset, batch_size: int, train: bool, rank: int = 0,
                  world_size: int = 1, device: torch.device = torch.device("cpu")) -> DataLoader:
     from training.data.datasets import collate_samples
+    from training.engine.performance import loader_workers
 
     seed = config["train"]["seed"]
     seeded = EpochSeededDataset(dataset, seed)
     sampler = ShardedSampler(len(seeded), shuffle=train, seed=seed, rank=rank, world_size=world_size)
-    workers = int(config["data"]["num_workers"])
+    workers = loader_workers(config["data"]["num_workers"])
     return DataLoader(seeded, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       collate_fn=collate_samples, pin_memory=device.type == "cuda",
                       persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,

@@ -62,8 +62,10 @@ def shutdown() -> None:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The detector inside a DistributedDataParallel wrapper (or the model itself)."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    """The detector inside a DistributedDataParallel and/or torch.compile wrapper (or the model itself)."""
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        model = model.module
+    return getattr(model, "_orig_mod", model)  # torch.compile's OptimizedModule keeps the original here
 
 
 def all_gather_objects(obj: Any) -> List[Any]:

@@ -1,7 +1,6 @@
 """Run a detector over loaders and evaluate: shared by validation, train.py and test.py."""
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Dict, Iterable, Optional
 
@@ -10,14 +9,7 @@ from torch import nn
 from tqdm import tqdm
 
 from training.engine.distributed import is_main_process
-
-
-def autocast_context(device: torch.device, amp: str):
-    """bf16 autocast on CUDA (amp auto|bf16); fp32 on CPU unless amp=bf16 is forced."""
-    enabled = (amp == "auto" and device.type == "cuda") or amp == "bf16"
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+from training.engine.precision import autocast_context
 
 
 def move_batch(batch: Dict, device: torch.device) -> Dict:

@@ -22,13 +22,16 @@ from tqdm import tqdm
 from training.config import Config
 from training.engine import distributed as dist_utils
 from training.engine.checkpoint import load_checkpoint, save_checkpoint
-from training.engine.evaluation import autocast_context, move_batch
+from training.engine.evaluation import move_batch
+from training.engine.precision import autocast_context
 from training.engine.hooks import Hook
+from training.engine.performance import optimizer_options
+from training.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     pass
 
 
@@ -41,9 +44,9 @@ def build_optimizer(params: List[nn.Parameter], cfg: Dict[str, Any]) -> torch.op
               {"params": no_decay, "weight_decay": 0.0}]
     groups = [g for g in groups if g["params"]]
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg["lr"], betas=tuple(cfg["betas"]))
+        return torch.optim.AdamW(groups, lr=cfg["lr"], betas=tuple(cfg["betas"]), **optimizer_options(params))
     if name == "adam":
-        return torch.optim.Adam(groups, lr=cfg["lr"], betas=tuple(cfg["betas"]))
+        return torch.optim.Adam(groups, lr=cfg["lr"], betas=tuple(cfg["betas"]), **optimizer_options(params))
     return torch.optim.SGD(groups, lr=cfg["lr"], momentum=0.9)
 
 
