@@ -1,8 +1,13 @@
 """Image/clip transforms built from a detector's :class:`InputSpec` and the ``aug_cfg`` dict.
 
-Pipeline: geometry to the model input size (``spec.resize_mode``), then — in
+Pipeline: the resize of the tower's reference processor (``spec.resize_mode``,
+``spec.interpolation``, ``spec.crop_pct``: :func:`build_geometry`) and — in
 training only — the augmentations listed in ``aug_cfg``, then normalisation
-with ``spec.mean``/``spec.std``. Albumentations applies every step *jointly* to
+with ``spec.mean``/``spec.std``. The augmentations run in the reference's order
+(``order: reference``, the default): on the stored crop before a PIL resize, as
+LN-CLIP and GenD augment the PNG and then run the HF/timm processor; after a
+cv2 resize, as DeepfakeBench does. ``order: augment_first`` or ``resize_first``
+forces one (``resize_first`` was this module's only order before). Albumentations applies every step *jointly* to
 the image, the forgery mask and the landmarks (kept even when they leave the
 image), so all three stay consistent; DeepfakeBench discarded the augmented
 landmarks.
@@ -27,6 +32,7 @@ JPEG last (compression is the final step of the real-world pipeline)::
     one_of: {p: 0.5, brightness_contrast: {...}, fancy_pca: {...}, hue_saturation: {...}}
                                      # picks one of the listed photometric ops (their own p is ignored)
     jpeg: {p: 0.5, quality: [40, 100]}
+    order: reference                 # or augment_first | resize_first (not an augmentation)
 
 ``border`` is ``constant`` (black, mask 0) or ``reflect``. The LN-CLIP paper's
 set is ``hflip 0.5, affine {degrees 10, translate 0.1, scale [0.9, 1.1]},
@@ -50,6 +56,7 @@ sets the seed explicitly.
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -60,6 +67,8 @@ import numpy as np
 import torch
 
 from training.models.input_spec import InputSpec
+
+ArrayOrFrames = Union[np.ndarray, Sequence[np.ndarray]]  # one frame (H, W, C), or a clip of T
 
 # iBUG-68 left/right mirror: index i of a mirrored face is point IBUG68_MIRROR[i] of the original.
 _MIRROR_PAIRS = (
@@ -235,7 +244,7 @@ AUGMENTATIONS: Dict[str, Callable[[Mapping[str, Any]], Any]] = {
 
 
 def build_augmentations(aug_cfg: Optional[Mapping[str, Any]]) -> List[Any]:
-    aug_cfg = dict(aug_cfg or {})
+    aug_cfg = {name: options for name, options in (aug_cfg or {}).items() if name != "order"}
     unknown = sorted(set(aug_cfg) - set(AUGMENTATIONS))
     if unknown:
         raise ValueError(f"Unknown augmentation key(s) {unknown} in the augment section; "
@@ -256,13 +265,83 @@ def build_augmentations(aug_cfg: Optional[Mapping[str, Any]]) -> List[Any]:
     return ops
 
 
+_PIL_FILTERS = {"pil_bicubic": "BICUBIC", "pil_bilinear": "BILINEAR"}
+
+
+class PilResize(A.DualTransform):
+    """Resize with PIL's filters, as the towers' reference processors do (antialiased when shrinking).
+
+    HF's CLIPImageProcessor (the slow, PIL one that LN-CLIP and GenD run with the
+    transformers versions they pin), open_clip's and timm's eval transforms all hand a PIL
+    image to ``PIL.Image.resize``; cv2's INTER_CUBIC does not antialias and differs from it
+    by up to 11 grey levels on a 256 -> 224 face crop. ``shortest_side``: the shorter side
+    goes to ``size`` and the longer to ``int(size * long / short)`` (HF's
+    ``get_resize_output_image_size`` and torchvision's ``Resize``); otherwise the square
+    ``size`` x ``size``. Masks: nearest neighbour; keypoints: scaled like albumentations' Resize.
+    """
+
+    def __init__(self, size: int, interpolation: str, shortest_side: bool, p: float = 1.0):
+        super().__init__(p=p)
+        from PIL import Image
+
+        self.size, self.interpolation, self.shortest_side = int(size), interpolation, shortest_side
+        self._filter = getattr(Image.Resampling, _PIL_FILTERS[interpolation])
+
+    def output_size(self, height: int, width: int) -> Tuple[int, int]:
+        if not self.shortest_side:
+            return self.size, self.size
+        if height <= width:
+            return self.size, int(self.size * width / height)
+        return int(self.size * height / width), self.size
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        from PIL import Image
+
+        height, width = self.output_size(*img.shape[:2])
+        if (height, width) == img.shape[:2]:
+            return img  # PIL returns an unchanged copy too
+        return np.array(Image.fromarray(img).resize((width, height), resample=self._filter))
+
+    def apply_to_mask(self, mask: np.ndarray, **params: Any) -> np.ndarray:
+        height, width = self.output_size(*mask.shape[:2])
+        return cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+
+    def apply_to_keypoints(self, keypoints: np.ndarray, **params: Any) -> np.ndarray:
+        from albumentations.augmentations.geometric.functional import keypoints_scale
+
+        height, width = params["shape"][:2]
+        out_height, out_width = self.output_size(height, width)
+        return keypoints_scale(keypoints, out_width / width, out_height / height)
+
+    def get_transform_init_args_names(self) -> Tuple[str, ...]:
+        return ("size", "interpolation", "shortest_side")
+
+
 def build_geometry(spec: InputSpec) -> List[Any]:
+    """Stored crop -> model input, as the tower's reference processor (``spec.interpolation``)."""
     size = spec.resolution
-    if spec.resize_mode == "resize_center_crop":
-        return [A.SmallestMaxSize(max_size=size, interpolation=cv2.INTER_CUBIC), A.CenterCrop(size, size)]
-    if spec.resize_mode == "resize":
-        return [A.Resize(size, size, interpolation=cv2.INTER_CUBIC)]
-    raise ValueError(f"InputSpec.resize_mode {spec.resize_mode!r} is not 'resize_center_crop' or 'resize'")
+    if spec.resize_mode not in ("resize_center_crop", "resize"):
+        raise ValueError(f"InputSpec.resize_mode {spec.resize_mode!r} is not 'resize_center_crop' or 'resize'")
+    crop = spec.resize_mode == "resize_center_crop"
+    # timm: Resize(floor(size / crop_pct)) then CenterCrop(size); crop_pct 1 is CLIPImageProcessor's.
+    scale_size = math.floor(size / spec.crop_pct) if crop else size
+    if spec.interpolation == "cv2_cubic":
+        resize = (A.SmallestMaxSize(max_size=scale_size, interpolation=cv2.INTER_CUBIC) if crop
+                  else A.Resize(size, size, interpolation=cv2.INTER_CUBIC))
+    else:
+        resize = PilResize(scale_size, spec.interpolation, shortest_side=crop)
+    return [resize, A.CenterCrop(size, size)] if crop else [resize]
+
+
+# Where the augmentations run relative to the resize (the augment section's ``order``).
+AUGMENT_ORDERS = ("reference", "augment_first", "resize_first")
+
+
+def reference_order(spec: InputSpec) -> str:
+    """LN-CLIP and GenD augment the stored PIL crop, then run the processor (PIL resize):
+    src/dataset/base.py ``__getitem__`` in both repositories. DeepfakeBench resizes with
+    cv2 INTER_CUBIC first and augments the model-sized image (abstract_dataset.py)."""
+    return "resize_first" if spec.interpolation == "cv2_cubic" else "augment_first"
 
 
 # --------------------------------------------------------------------------- the callable
@@ -297,12 +376,18 @@ class FaceTransform:
     (T, 1, S, S), (T, K, 2); one set of augmentation parameters for all frames.
     """
 
-    def __init__(self, spec: InputSpec, augmentations: Sequence[Any], train: bool):
+    def __init__(self, spec: InputSpec, augmentations: Sequence[Any], train: bool,
+                 order: str = "reference"):
+        if order not in AUGMENT_ORDERS:
+            raise ValueError(f"augment.order {order!r} is not one of {', '.join(AUGMENT_ORDERS)}.")
         self.spec = spec
         self.train = train
+        self.order = reference_order(spec) if order == "reference" else order
+        geometry = build_geometry(spec)
+        steps = ([*augmentations, *geometry] if self.order == "augment_first"
+                 else [*geometry, *augmentations])
         self.pipeline = A.Compose(
-            [*build_geometry(spec), *augmentations],
-            keypoint_params=A.KeypointParams(format="xy", remove_invisible=False))
+            steps, keypoint_params=A.KeypointParams(format="xy", remove_invisible=False))
         self._flips = [op for op in self.pipeline.transforms if isinstance(op, MirrorFlip)]
         # uint8 → normalised float as a per-channel lookup table: exact, and ~50x faster than
         # torch elementwise ops inside DataLoader workers competing for the same cores.
@@ -378,6 +463,7 @@ def _check_shapes(frames: np.ndarray, masks: Optional[np.ndarray], points: Optio
 
 
 def build_transform(aug_cfg: Optional[Mapping[str, Any]], spec: InputSpec, train: bool) -> FaceTransform:
-    """Train: geometry + augmentations from ``aug_cfg``. Test: geometry only (``aug_cfg`` unused)."""
+    """Train: geometry + augmentations from ``aug_cfg``, in its ``order``. Test: geometry only."""
     augmentations = build_augmentations(aug_cfg)  # validated in test mode too: config errors surface early
-    return FaceTransform(spec, augmentations if train else [], train)
+    order = (aug_cfg or {}).get("order", "reference")
+    return FaceTransform(spec, augmentations if train else [], train, order)
