@@ -3,17 +3,25 @@
 Usage::
 
     python -m preprocessing.rearrange --dataset FaceForensics++ --dataset_root datasets/FaceForensics++ \
-        --data_root datasets [--compression c23] [--perturbation end_to_end]
+        --data_root datasets [--compression c23] [--perturbation end_to_end] [--option split_seed=0] \
+        [--allow_overlap identity]
+    python -m preprocessing.rearrange check --data_root datasets --dataset FaceForensics++ FaceShifter
 
 Run it after ``preprocessing.preprocess``: it indexes the frames, landmarks and
 masks that preprocessing wrote, by the dataset's official splits (one adapter
 per dataset in ``preprocessing/adapters``). The JSON schema is DeepfakeBench's
 (datasets/README.md). Paths are relative to ``--data_root`` when the dataset
 lives inside it, absolute otherwise.
+
+Before anything is written, the JSONs are checked for identity and source-video
+overlap between their splits (preprocessing/leakage.py); an overlap is an error
+unless ``--allow_overlap`` names its kind. ``check`` runs the same check, and the
+cross-dataset one, on JSONs already in ``<data_root>/json``.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
@@ -22,9 +30,11 @@ from training.utils.atomic import atomic_write_json
 
 
 def rearrange(dataset: str, dataset_root: Path, data_root: Path, compression: Optional[str] = None,
-              options: Optional[Dict[str, str]] = None):
-    """Build the dataset JSON(s) with the registered adapter and write them; return the result."""
+              options: Optional[Dict[str, str]] = None, allow_overlap: Sequence[str] = ()):
+    """Build the dataset JSON(s) with the registered adapter, check them for split leakage
+    and write them; return the result (its notes include the allowed overlaps)."""
     from preprocessing.adapters.common import AdapterContext, AdapterError
+    from preprocessing.leakage import check_trees, raise_on
 
     import_builtin_components("dataset adapter")
     adapter = DATASET_ADAPTERS.get(dataset)
@@ -34,6 +44,10 @@ def rearrange(dataset: str, dataset_root: Path, data_root: Path, compression: Op
                            f"folder that holds the official layout.")
     context = AdapterContext(dataset_root, data_root, compression, dict(options or {}))
     result = adapter(context)
+    trees = {name: index[name] for name, index in result.indexes.items()}
+    errors, allowed = check_trees(trees, allow_overlap)
+    raise_on(errors)
+    result.notes.extend(f"allowed overlap: {overlap.line()}" for overlap in allowed)
     for name, index in result.indexes.items():
         atomic_write_json(data_root / "json" / f"{name}.json", index)
     return result
@@ -51,7 +65,22 @@ def count_videos(index: dict) -> Dict[str, Dict[str, int]]:
     return counts
 
 
+def parse_options(pairs: Sequence[str]) -> Dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise SystemExit(f"--option {pair!r} must look like KEY=VALUE (e.g. split_seed=0).")
+        options[key] = value
+    return options
+
+
 def main(argv: Optional[Sequence[str]] = None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["check"]:
+        from preprocessing.leakage import main as check_main
+
+        return check_main(argv[1:], prog="python -m preprocessing.rearrange check")
     import_builtin_components("dataset adapter")  # to list the adapters in --help
     parser = argparse.ArgumentParser(prog="python -m preprocessing.rearrange", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASET_ADAPTERS.names())}")
@@ -60,9 +89,16 @@ def main(argv: Optional[Sequence[str]] = None):
     parser.add_argument("--compression", choices=["c23", "c40", "raw"],
                         help="FF++ family: index only this level (default: every level found)")
     parser.add_argument("--perturbation", help="DeeperForensics-1.0: folder of manipulated_videos (end_to_end)")
+    parser.add_argument("--option", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="adapter settings named in its docstring (split_seed=0, real_root=...)")
+    parser.add_argument("--allow_overlap", nargs="+", default=[], choices=("identity", "source"),
+                        help="accept identity / source-video overlap between splits (reported, not an error)")
     args = parser.parse_args(argv)
-    options = {"perturbation": args.perturbation} if args.perturbation else {}
-    result = rearrange(args.dataset, Path(args.dataset_root), Path(args.data_root), args.compression, options)
+    options = parse_options(args.option)
+    if args.perturbation:
+        options["perturbation"] = args.perturbation
+    result = rearrange(args.dataset, Path(args.dataset_root), Path(args.data_root), args.compression, options,
+                       args.allow_overlap)
     for name, index in result.indexes.items():
         print(f"{Path(args.data_root) / 'json' / (name + '.json')}:")
         for label, splits in count_videos(index).items():
@@ -73,4 +109,5 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    main()
+    outcome = main()
+    raise SystemExit(outcome if isinstance(outcome, int) else 0)  # check returns its exit status

@@ -65,6 +65,9 @@ DEFAULTS: Config = {
         "strict": True,  # bad data raises; False skips it and reports what was skipped
         "num_workers": 2,  # loader processes per training process, or auto (engine/performance.py)
         "identity_labels": False,  # load identity ids from the JSON for identity-aware losses
+        # all | paired | unpaired training subsets (training/data/pairing.py); seed null = train.seed
+        "pairing": "all",
+        "pairing_seed": None,
         # SBI-style online self-blending of real training frames (training/data/self_blend.py)
         "self_blend": {"enabled": False, "p": 0.5, "reals_only": False,
                        "blend_ratios": [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]},
@@ -96,6 +99,7 @@ DEFAULTS: Config = {
 CHOICES = {
     "data.storage": ("rgb", "lmdb"),
     "data.compression": ("c23", "c40", "raw"),
+    "data.pairing": ("all", "paired", "unpaired"),
     "train.optimizer.name": ("adamw", "adam", "sgd"),
     "train.scheduler.name": ("cosine", "constant"),
     "train.amp": ("auto", "bf16", "off"),

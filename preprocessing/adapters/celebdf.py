@@ -73,19 +73,29 @@ def build_celebdf(context: AdapterContext, dataset: str, prefix: str) -> Adapter
                                     for identity in identities_of(folder, video)}, VAL_PERIOD, ("val",))
     builder = IndexBuilder(context, dataset, [real_label, fake_label])
     for folder, video in sorted(test):
-        builder.add(label_of[folder], "test", root / folder, video, identity=_identity(folder, video))
+        builder.add(label_of[folder], "test", root / folder, video, identity=_identity(folder, video),
+                    source=source_video(folder, video))
     crossing = 0
     for folder, video in train_videos:
         split = split_of_group(identities_of(folder, video), assignment)
         if split is None:
             crossing += 1
             continue
-        builder.add(label_of[folder], split, root / folder, video, identity=_identity(folder, video))
+        builder.add(label_of[folder], split, root / folder, video, identity=_identity(folder, video),
+                    source=source_video(folder, video))
     builder.check_labels({real_label: root / REAL_FOLDERS[0] / "frames", fake_label: root / FAKE_FOLDER / "frames"})
     notes = builder.notes()
     if crossing:
         notes.append(f"{dataset}: {crossing} training fake(s) mix a train and a val identity and are left out")
     return AdapterResult({dataset: builder.json()}, notes)
+
+
+def source_video(folder: str, video: str) -> Optional[str]:
+    """A fake ``id0_id1_0003`` is made from the target's real video ``id0_0003``."""
+    parts = video.split("_")
+    if folder != FAKE_FOLDER or len(parts) < 3:
+        return None
+    return f"{parts[0]}_{parts[-1]}"
 
 
 def _identity(folder: str, video: str) -> Optional[str]:

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence
 
+from training.errors import UserError
+
 SPLITS = ("train", "val", "test")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-class AdapterError(FileNotFoundError):
+class AdapterError(UserError, FileNotFoundError):
     """A file or folder the official layout requires is missing or malformed."""
 
 
@@ -125,9 +127,12 @@ class IndexBuilder:
         self.partial: Dict[str, int] = {"landmarks": 0, "masks": 0}
 
     def add(self, label: str, split: str, video_dir: Path, name: str, *, video: Optional[str] = None,
-            identity: Optional[str] = None, compression: Optional[str] = None) -> bool:
+            identity: Optional[str] = None, compression: Optional[str] = None,
+            source: Optional[str] = None) -> bool:
         """Index ``<video_dir>/frames/<name>/`` as ``video`` (default ``name``).
 
+        ``source``: for a fake, the name of the real video (same dataset) it was made
+        from; read by the leakage check and by paired training subsets.
         Returns False (and remembers it) when preprocessing left no frames for it.
         """
         video = video or name
@@ -146,6 +151,8 @@ class IndexBuilder:
                 self.partial[kind] += 1
         if identity is not None:
             record["identity"] = str(identity)
+        if source is not None:
+            record["source"] = str(source)
         node = self.tree[label][split]
         if self.compressions:
             node = node[compression]

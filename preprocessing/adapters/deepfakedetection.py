@@ -38,6 +38,12 @@ def actors_of(video: str) -> List[str]:
     return video.split("__")[0].split("_")
 
 
+def source_of_fake(video: str) -> str:
+    """``01_02__scene__hash`` was made from actor 01's recording ``01__scene``."""
+    parts = video.split("__")
+    return f"{actors_of(video)[0]}__{parts[1]}" if len(parts) > 1 else video
+
+
 def videos_in(folder: Path) -> List[str]:
     return sorted(entry.name for entry in folder.iterdir() if entry.is_dir()) if folder.is_dir() else []
 
@@ -62,12 +68,15 @@ def deepfakedetection(context: AdapterContext) -> AdapterResult:
         for label, folder in ((REAL_LABEL, reals), (FAKE_LABEL, fakes)):
             for name in by_level[level][label]:
                 identity = actors_of(name)[0]
-                all_builder.add(label, "test", folder / level, name, identity=identity, compression=level)
+                source = source_of_fake(name) if label == FAKE_LABEL else None
+                all_builder.add(label, "test", folder / level, name, identity=identity, compression=level,
+                                source=source)
                 split = split_of_group(actors_of(name), assignment)
                 if split is None:
                     crossing += 1
                     continue
-                split_builder.add(label, split, folder / level, name, identity=identity, compression=level)
+                split_builder.add(label, split, folder / level, name, identity=identity, compression=level,
+                                  source=source)
     hints = {REAL_LABEL: reals / levels[0] / "frames", FAKE_LABEL: fakes / levels[0] / "frames"}
     split_builder.check_labels(hints)
     notes = split_builder.notes()

@@ -58,6 +58,7 @@ def dfdc(context: AdapterContext) -> AdapterResult:
             video = Path(filename).stem
             fake = str(entry.get("label", "")).upper() == "FAKE"
             identity = Path(entry["original"]).stem if fake and entry.get("original") else video
-            builder.add(FAKE_LABEL if fake else REAL_LABEL, split, part, video, identity=identity)
+            builder.add(FAKE_LABEL if fake else REAL_LABEL, split, part, video, identity=identity,
+                        source=identity if fake and entry.get("original") else None)
     builder.check_labels({REAL_LABEL: root / "test" / "frames", FAKE_LABEL: root / "test" / "frames"})
     return AdapterResult({"DFDC": builder.json()}, builder.notes())

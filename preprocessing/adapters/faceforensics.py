@@ -88,7 +88,8 @@ def add_pair_split(builder: IndexBuilder, pairs: Dict[str, List[Tuple[str, str]]
         for level in levels:
             for name in sorted(names):
                 builder.add(label, split, folder / level, name, compression=level,
-                            identity=fake_identity(name) if fake else name)
+                            identity=fake_identity(name) if fake else name,
+                            source=fake_identity(name) if fake else None)  # made from the target's video
 
 
 @DATASET_ADAPTERS.register("FaceForensics++")

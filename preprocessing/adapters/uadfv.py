@@ -27,6 +27,7 @@ def uadfv(context: AdapterContext) -> AdapterResult:
         frames = require_dir(root / folder / "frames", f"UADFV {folder} frames",
                              f"Run `python -m preprocessing.preprocess --input {root}` first.")
         for video in sorted(p.name for p in frames.iterdir() if p.is_dir()):
-            builder.add(label, "test", root / folder, video, identity=video.split("_")[0])
+            builder.add(label, "test", root / folder, video, identity=video.split("_")[0],
+                        source=video.split("_")[0] if folder == "fake" else None)
     builder.check_labels({label: root / folder / "frames" for folder, label in LABELS.items()})
     return AdapterResult({"UADFV": builder.json()}, builder.notes())

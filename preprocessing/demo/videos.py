@@ -98,6 +98,7 @@ def run_job(root: Union[str, Path], seed: int, dataset: str, job: VideoJob) -> L
     fake_base = real_clip if spec.fakes_share_real_clip else None
     donor: Optional[Donor] = None
     written = []
+    real_label = next(label for label in spec.labels if not label.is_fake)
     for label in spec.labels:
         name = video_name(spec, label, job)
         if not label.is_fake:
@@ -120,5 +121,7 @@ def run_job(root: Union[str, Path], seed: int, dataset: str, job: VideoJob) -> L
             ordered["masks"] = record["masks"]
         ordered["landmarks"] = record["landmarks"]
         ordered["identity"] = identity_name(job.identity)
+        if label.is_fake and spec.fakes_share_real_clip:  # a manipulated copy of this job's real video
+            ordered["source"] = video_name(spec, real_label, job)
         written.append((label.name, name, ordered))
     return written

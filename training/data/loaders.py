@@ -107,6 +107,10 @@ def load_records(config: Config, names: Sequence[str], split: str):
     for name in names:
         records.extend(build_records(name, split, data_root=data["root"], label_dict=data["label_dict"],
                                      compression=data["compression"], strict=data["strict"]))
+    if split == "train" and data.get("pairing", "all") != "all":  # paired/unpaired subsets (data/pairing.py)
+        from training.data.pairing import apply_pairing
+
+        records = apply_pairing(config, names, records)
     return records
 
 
