@@ -13,6 +13,15 @@ Pipelines, each with the config's training augmentations at the detector's resol
 * ``lmdb_cache`` — the same on a decoded cache at the model resolution
   (preprocessing/resize_cache.py): no PNG decoding at all.
 
+* ``deepfakebench`` — DeepfakeBench's own ``DeepfakeAbstractBaseDataset``
+  (training/dataset/abstract_dataset.py of a DeepfakeBench checkout given with
+  ``--deepfakebench``), configured as its ``train.py`` does (its xception.yaml updated by its
+  train_config.yaml; ``lmdb: false``, the same frames through a JSON in its own layout), its
+  ``collate_fn`` and DataLoader arguments. It runs in a subprocess whose ``sys.path`` starts with
+  ``--deepfakebench_site``, so it gets the albumentations DeepfakeBench pins (1.1.0):
+  ``pip install --no-deps --target SITE albumentations==1.1.0 qudida``. Nothing of DeepfakeBench
+  is part of this project; the pipeline is skipped (with a message) without a checkout.
+
 Every pipeline runs over the same training frames, with the same DataLoader settings
 (batch size, workers, prefetch), after warm-up batches that absorb worker start-up.
 Prints one table (median of ``--repeats`` runs, min-max in brackets) and the speed-up of
@@ -39,7 +48,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
-PIPELINES = ("baseline", "rgb", "lmdb", "lmdb_cache")
+PIPELINES = ("baseline", "rgb", "lmdb", "lmdb_cache", "deepfakebench")
 
 
 # --------------------------------------------------------------------------- baseline
@@ -84,6 +93,104 @@ class BaselineDataset(Dataset):
         image = self.augment(image=image)["image"]
         tensor = F.normalize(F.to_tensor(image), self.mean, self.std)
         return {"image": tensor, "label": self.labels[index]}
+
+
+# --------------------------------------------------------------------------- DeepfakeBench itself
+
+
+def deepfakebench_config(checkout: Path, dataset: str, json_dir: Path, labels: Dict[str, int], workers: int,
+                         batch_size: int) -> dict:
+    """DeepfakeBench's training config as its train.py builds it: the detector YAML updated by
+    train_config.yaml (which wins), then the data paths of this benchmark."""
+    import yaml
+
+    config = yaml.safe_load((checkout / "training/config/detector/xception.yaml").read_text())
+    config.update(yaml.safe_load((checkout / "training/config/train_config.yaml").read_text()))
+    config.update(train_dataset=[dataset], dataset_json_folder=str(json_dir), lmdb=False, workers=workers,
+                  train_batchSize=batch_size)
+    config["label_dict"] = {**config.get("label_dict", {}), **labels}
+    return config
+
+
+def write_deepfakebench_json(records, samples, dataset: str, json_dir: Path) -> Dict[str, int]:
+    """The training frames our loader samples, as DeepfakeBench's rearranged JSON lists them
+    (dataset → label → split → video → {label, frames}); paths start with ``./`` because its
+    load_rgb prefixes any other path with ``rgb_dir`` and a backslash."""
+    import json
+
+    used: Dict[int, List[str]] = {}
+    for record_index, frame_index in samples:
+        used.setdefault(record_index, []).append(records[record_index].frames[frame_index])
+    tree: Dict[str, Dict] = {}
+    labels: Dict[str, int] = {}
+    for record_index, frames in used.items():
+        record = records[record_index]
+        labels[record.label_name] = record.label
+        videos = tree.setdefault(record.label_name, {"train": {}})["train"]
+        videos[record.key.replace("/", "_")] = {"label": record.label_name,
+                                                "frames": [f"./{frame}" for frame in sorted(set(frames))]}
+    json_dir.mkdir(parents=True, exist_ok=True)
+    (json_dir / f"{dataset}.json").write_text(json.dumps({dataset: tree}))
+    return labels
+
+
+def run_deepfakebench(spec_path: Path) -> None:
+    """Subprocess entry: import DeepfakeBench's dataset module from the checkout (as a package of
+    its own, without its __init__, which imports every dataset class and their dependencies),
+    build its loader and time it."""
+    import importlib
+    import json
+    import types
+
+    spec = json.loads(spec_path.read_text())
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    package = types.ModuleType("deepfakebench_dataset")
+    package.__path__ = [str(Path(spec["checkout"]) / "training" / "dataset")]
+    sys.modules["deepfakebench_dataset"] = package
+    module = importlib.import_module("deepfakebench_dataset.abstract_dataset")
+    import albumentations
+
+    os.chdir(spec["data_root"])  # its frame paths are relative to the working directory
+    dataset = module.DeepfakeAbstractBaseDataset(config=spec["config"], mode="train")
+    loader = DataLoader(dataset=dataset, batch_size=spec["config"]["train_batchSize"], shuffle=True,
+                        num_workers=int(spec["config"]["workers"]), collate_fn=dataset.collate_fn,
+                        persistent_workers=spec["config"]["workers"] > 0)
+    fps = frames_per_second(loader, spec["warmup"], spec["batches"])
+    print(json.dumps({"fps": fps, "albumentations": albumentations.__version__, "n_frames": len(dataset)}))
+
+
+def deepfakebench_fps(roots: Dict[str, Path], args, workers: int, work: Path) -> float:
+    import json
+    import subprocess
+
+    from training.data.loaders import build_dataset, load_records
+    from training.models import build_detector
+
+    config = build_config(args.config, roots["rgb"], args.dataset, "rgb", workers, args.batch_size, args.opts)
+    with torch.device("meta"):
+        spec = build_detector(config).input_spec
+    records = load_records(config, [args.dataset], "train")
+    ours = build_dataset(config, [args.dataset], "train", spec, train=True, records=records)
+    json_dir = work / "deepfakebench_json"
+    labels = write_deepfakebench_json(ours.records, ours.samples, args.dataset, json_dir)
+    checkout = Path(args.deepfakebench).resolve()
+    spec_path = work / "deepfakebench_spec.json"
+    spec_path.write_text(json.dumps({
+        "checkout": str(checkout), "data_root": str(roots["rgb"].resolve()), "warmup": args.warmup,
+        "batches": args.batches,
+        "config": deepfakebench_config(checkout, args.dataset, json_dir.resolve(), labels, workers, args.batch_size)}))
+    env = dict(os.environ)
+    repo = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (args.deepfakebench_site, repo) if p)
+    output = subprocess.run([sys.executable, __file__, "--deepfakebench_worker", str(spec_path)], env=env,
+                            check=True, capture_output=True, text=True).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    if not getattr(deepfakebench_fps, "announced", False):
+        print(f"  deepfakebench: {checkout}, albumentations {result['albumentations']}, "
+              f"{result['n_frames']} training frames (ours: {len(ours)})", flush=True)
+        deepfakebench_fps.announced = True
+    return result["fps"]
 
 
 # --------------------------------------------------------------------------- data set-up
@@ -152,7 +259,11 @@ def frames_per_second(loader: DataLoader, warmup: int, batches: int) -> float:
 
 
 def run(args) -> Dict[str, Dict[int, List[float]]]:
-    results: Dict[str, Dict[int, List[float]]] = {p: {w: [] for w in args.workers} for p in args.pipelines}
+    pipelines = list(args.pipelines)
+    if "deepfakebench" in pipelines and not args.deepfakebench:
+        print("  deepfakebench: skipped (no --deepfakebench checkout given)", flush=True)
+        pipelines.remove("deepfakebench")
+    results: Dict[str, Dict[int, List[float]]] = {p: {w: [] for w in args.workers} for p in pipelines}
     with tempfile.TemporaryDirectory(prefix="bench_loader_") as tmp:
         data_root = Path(args.data_root) if args.data_root else generate_demo_root(Path(tmp) / "demo")
         from training.models import build_detector
@@ -165,7 +276,13 @@ def run(args) -> Dict[str, Dict[int, List[float]]]:
             print(stage_costs(roots, args), flush=True)
         for repeat in range(args.repeats):
             for workers in args.workers:
-                for pipeline in args.pipelines:  # interleaved, so load changes hit every pipeline alike
+                for pipeline in pipelines:  # interleaved, so load changes hit every pipeline alike
+                    if pipeline == "deepfakebench":
+                        fps = deepfakebench_fps(roots, args, workers, Path(tmp))
+                        results[pipeline][workers].append(fps)
+                        print(f"  run {repeat + 1}/{args.repeats} workers={workers} {pipeline:10s} {fps:8.1f} "
+                              f"frames/s", flush=True)
+                        continue
                     loader = make_loader(pipeline, roots, args, workers)
                     fps = frames_per_second(loader, args.warmup, args.batches)
                     results[pipeline][workers].append(fps)
@@ -190,13 +307,20 @@ def report(results: Dict[str, Dict[int, List[float]]], workers: Sequence[int]) -
              "|:---|" + "---:|" * len(workers)]
     for pipeline, per_worker in results.items():
         lines.append(f"| {pipeline} | " + " | ".join(cell(per_worker[w]) for w in workers) + " |")
-    if "baseline" in results:
+    for reference in ("deepfakebench", "baseline"):
+        if reference not in results:
+            continue
         for pipeline in results:
-            if pipeline == "baseline":
+            if pipeline in ("deepfakebench", "baseline"):
                 continue
-            ratios = [statistics.median(results[pipeline][w]) / statistics.median(results["baseline"][w])
+            ratios = [statistics.median(results[pipeline][w]) / statistics.median(results[reference][w])
                       for w in workers]
-            lines.append(f"| {pipeline} / baseline | " + " | ".join(f"{r:.2f}x" for r in ratios) + " |")
+            lines.append(f"| {pipeline} / {reference} | " + " | ".join(f"{r:.2f}x" for r in ratios) + " |")
+    if "deepfakebench" in results and "baseline" in results:
+        ratios = [statistics.median(results["baseline"][w]) / statistics.median(results["deepfakebench"][w])
+                  for w in workers]
+        lines.append("| baseline / deepfakebench (how faithful the re-implementation is) | "
+                     + " | ".join(f"{r:.2f}x" for r in ratios) + " |")
     return "\n".join(lines)
 
 
@@ -269,6 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batches", type=int, default=8, help="timed batches per measurement")
     parser.add_argument("--warmup", type=int, default=2, help="untimed batches first (worker start-up)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--deepfakebench", metavar="CHECKOUT",
+                        help="a DeepfakeBench checkout: adds its own dataset class as the 'deepfakebench' pipeline")
+    parser.add_argument("--deepfakebench_site", metavar="DIR",
+                        help="put first on that pipeline's sys.path (its pinned albumentations 1.1.0)")
+    parser.add_argument("--deepfakebench_worker", help=argparse.SUPPRESS)  # internal: the subprocess
     parser.add_argument("--stages", action="store_true",
                         help="also time the individual steps (decode, FancyPCA, normalisation, seeding)")
     return parser
@@ -276,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.deepfakebench_worker:
+        run_deepfakebench(Path(args.deepfakebench_worker))
+        return 0
     # One thread per process, as DataLoader workers get for torch (the main process does all the
     # work with 0 workers). Set before any worker forks: OpenCV's pool must not be resized in a child.
     torch.set_num_threads(1)
