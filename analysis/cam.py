@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from analysis.plotting import PLOTS_DIR, new_figure, save_png
+from training.engine.run_dir import RunDir
 
 METHODS = ("auto", "gradcam", "rollout", "both")
 
@@ -256,7 +257,8 @@ def load_run_detector(run_dir: Path, checkpoint: str = "best", device: str = "cp
     from training.engine.checkpoint import load_detector_weights
     from training.models import build_detector
 
-    config_path = Path(run_dir) / "config.yaml"
+    run = RunDir(run_dir)
+    config_path = run.config
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} not found: --run must be a training run directory (runs/<run>)")
     config = load_config(config_path, list(overrides))

@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from training.engine.run_dir import RunDir
 from training.utils.atomic import atomic_write_json, atomic_write_text
 
 
@@ -148,7 +149,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if args.detector_path and not args.out:
         raise SystemExit("--out is required with --detector_path (there is no run directory to write into)")
-    config_path = Path(args.run) / "config.yaml" if args.run else Path(args.detector_path)
+    config_path = RunDir(args.run).config if args.run else Path(args.detector_path)
     if not config_path.is_file():
         raise SystemExit(f"{config_path} not found: --run must be a training run directory (runs/<run>)")
     config = load_config(config_path, args.opts)

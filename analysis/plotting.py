@@ -15,13 +15,11 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from training.engine.run_dir import FEATURES_FILE, PLOTS_DIR, PREDICTIONS_FILE  # noqa: F401 - re-exported
 from training.utils.atomic import atomic_path
 
 PathLike = Union[str, os.PathLike]
 
-PREDICTIONS_FILE = "predictions.csv"
-FEATURES_FILE = "features.npz"
-PLOTS_DIR = "plots"
 
 REAL_COLOUR = "#1f77b4"
 FAKE_COLOUR = "#d62728"

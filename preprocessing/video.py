@@ -20,10 +20,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from training.errors import UserError
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
 
-class VideoReadError(Exception):
+class VideoReadError(UserError):
     """A video that cannot be used. ``reason`` is one of: zero-byte, unreadable, truncated."""
 
     def __init__(self, reason: str, message: str):

@@ -142,6 +142,8 @@ def test_bad_paths_are_named(tiny_config, tmp_path):
     with pytest.raises(SystemExit, match="table.csv: not a video or image"):
         main([str(tmp_path / "table.csv"), *common])
     photo = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    with pytest.raises(SystemExit, match="No config"):  # a bare checkpoint file has no run directory around it
+    from training.engine.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="No config"):  # a bare checkpoint file has no run directory around it
         main([str(photo), "--weights_path", str(weights)])
     assert not (tmp_path / "o").exists()  # nothing written before the inputs are known to be good

@@ -2,42 +2,72 @@
 
     python training/train.py --detector_path configs/detector/demo_clip_tiny.yaml \
         [--train_dataset DemoFF] [--test_dataset DemoCDF DemoDFDC] [--opts train.epochs=5 ...]
-    python training/train.py --resume runs/<run>          # continue an interrupted run
+    python training/train.py --resume runs/<run>          # continue an interrupted run, same flags
     torchrun --nproc_per_node 4 training/train.py ...       # DDP (see scripts/train.sh)
 
-The last line printed is the path of the run's metrics.json.
+A --run_dir that already holds a run is refused: continue it with --resume, or replace it
+with --overwrite. The run directory is created only once set-up (config, datasets, weights)
+has succeeded. The last line printed is the path of the run's metrics.json.
+Exit status: 0 done, 2 user error, 130/143 stopped by SIGINT/SIGTERM after saving last.pt.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import logging.handlers
+import os
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 if __package__ in (None, ""):
     # `python training/train.py` puts training/ first on sys.path, which would expose our
     # modules (config, metrics, data ...) as top-level names; use the repo root instead.
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from training.cli import cli_parser, exit_for_signal, run_cli  # noqa: E402
 from training.config import Config, as_list, load_config, save_config  # noqa: E402
+from training.engine.run_dir import RunDir  # noqa: E402
 
 log = logging.getLogger("training")
 
+# Flags that describe where/how this invocation runs, not the run itself: never restored on --resume.
+_NOT_RESTORED = ("resume", "run_dir", "overwrite", "debug", "opts")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--detector_path", help="detector YAML config (configs/detector/*.yaml)")
-    parser.add_argument("--train_dataset", nargs="+", help="override data.train_dataset")
-    parser.add_argument("--val_dataset", nargs="+", help="override data.val_dataset (their val split is used)")
-    parser.add_argument("--test_dataset", nargs="+", help="override data.test_dataset")
-    parser.add_argument("--opts", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides")
-    parser.add_argument("--run_dir", help="run directory (default runs/<timestamp>_<name>)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="resume an interrupted run from RUN_DIR/checkpoints/last.pt")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser = cli_parser(__file__, __doc__)
+    parser.add_argument("--detector_path", metavar="YAML", help="detector config (configs/detector/*.yaml)")
+    parser.add_argument("--train_dataset", nargs="+", metavar="NAME", help="override data.train_dataset")
+    parser.add_argument("--val_dataset", nargs="+", metavar="NAME",
+                        help="override data.val_dataset (their val split is used)")
+    parser.add_argument("--test_dataset", nargs="+", metavar="NAME", help="override data.test_dataset")
+    parser.add_argument("--opts", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config overrides, values in YAML (e.g. train.epochs=5 data.root=/data)")
+    parser.add_argument("--run_dir", help="run directory to create (default: <output.root>/<timestamp>_<name>)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the run already in --run_dir before starting (otherwise it is refused)")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue an interrupted run from RUN_DIR/checkpoints/last.pt with the flags of its "
+                             "original command (flags given now override them)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--no_test", action="store_true", help="skip testing after training")
     return parser
+
+
+def restore_original_command(args: argparse.Namespace, parser: argparse.ArgumentParser,
+                             saved: Dict[str, Any]) -> None:
+    """--resume: every flag of the original command applies again unless given on this command line."""
+    for key, value in saved.items():
+        if key in _NOT_RESTORED or not hasattr(args, key):
+            continue
+        if getattr(args, key) == parser.get_default(key):
+            setattr(args, key, value)
+
+
+def command_to_save(args: argparse.Namespace) -> Dict[str, Any]:
+    return {key: value for key, value in vars(args).items() if key not in ("resume", "overwrite", "debug")}
 
 
 def dataset_overrides(args) -> List[str]:
@@ -50,32 +80,68 @@ def dataset_overrides(args) -> List[str]:
     return overrides
 
 
-def resolve_config_and_run_dir(args) -> tuple:
+def resolve_config_and_run_dir(args, parser: argparse.ArgumentParser) -> tuple:
+    """(config, RunDir). Checks the run directory before any work: a new run never lands in a
+    directory that holds one (unless --overwrite), a resume needs last.pt and config.yaml."""
     if args.resume:
-        run_dir = Path(args.resume)
-        if run_dir.name == "last.pt":
-            run_dir = run_dir.parent.parent
-        config_path = run_dir / "config.yaml"
-        if not (run_dir / "checkpoints" / "last.pt").is_file():
-            raise SystemExit(f"--resume {args.resume}: no checkpoints/last.pt in {run_dir}; nothing to resume.")
-        return load_config(config_path, args.opts + dataset_overrides(args)), run_dir
+        run = RunDir.of(args.resume)
+        run.check_resumable()
+        restore_original_command(args, parser, run.load_command())
+        return load_config(run.config, args.opts + dataset_overrides(args)), run
     if not args.detector_path:
-        raise SystemExit("--detector_path is required (or --resume RUN_DIR).")
+        parser.error("--detector_path is required (or --resume RUN_DIR)")
     config = load_config(args.detector_path, args.opts + dataset_overrides(args))
-    run_dir = Path(args.run_dir) if args.run_dir else (
-        Path(config["output"]["root"]) / f"{time.strftime('%Y%m%d-%H%M%S')}_{config['name']}")
-    return config, run_dir
+    run = RunDir(args.run_dir if args.run_dir else
+                 Path(config["output"]["root"]) / f"{time.strftime('%Y%m%d-%H%M%S')}_{config['name']}")
+    if _is_main_rank():
+        run.check_new(args.overwrite)  # refused before the (slow) set-up; the old run is cleared only later
+    return config, run
 
 
-def setup_logging(run_dir: Path, main_process: bool) -> None:
-    handlers: List[logging.Handler] = []
-    if main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        handlers = [logging.FileHandler(run_dir / "train.log"), logging.StreamHandler(sys.stderr)]
-    else:
-        handlers = [logging.NullHandler()]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        handlers=handlers, force=True)
+def _is_main_rank() -> bool:
+    # Before the process group exists (torchrun sets RANK): only rank 0 judges and creates the directory.
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(main_process: bool) -> Optional[logging.handlers.MemoryHandler]:
+    """Log to stderr now; on the main process also keep the records in memory until the run
+    directory exists (``attach_run_log``), so a start that fails leaves no directory behind."""
+    if not main_process:
+        logging.basicConfig(level=logging.INFO, handlers=[logging.NullHandler()], force=True)
+        return None
+    buffer = logging.handlers.MemoryHandler(capacity=1 << 30, flushLevel=logging.CRITICAL + 1)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=[logging.StreamHandler(sys.stderr), buffer],
+                        force=True)
+    return buffer
+
+
+def attach_run_log(run: RunDir, buffer: Optional[logging.handlers.MemoryHandler]) -> None:
+    """Append the records logged so far, and all later ones, to the run's train.log."""
+    if buffer is None:
+        return
+    file_handler = logging.FileHandler(run.log)
+    file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    buffer.setTarget(file_handler)
+    buffer.flush()
+    root = logging.getLogger()
+    root.removeHandler(buffer)
+    buffer.close()
+    root.addHandler(file_handler)
+
+
+def create_run_dir(run: RunDir, config: Config, args, buffer) -> None:
+    """Set-up succeeded: now (and only now) the run directory is made and filled."""
+    if args.resume:
+        attach_run_log(run, buffer)
+        log.info("Resuming with: %s", " ".join(sys.argv[1:]) or "(API call)")
+        return
+    run.prepare_new(args.overwrite)
+    attach_run_log(run, buffer)
+    run.save_command(command_to_save(args))
+    save_config(config, run.config)
 
 
 def resolve_identity_count(config: Config) -> None:
@@ -130,8 +196,8 @@ def build_training_loaders(config: Config, detector, device):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    import torch
+    parser = build_parser()
+    args = parser.parse_args(argv)
 
     from training.engine import distributed as dist_utils
     from training.engine.checkpoint import load_detector_weights
@@ -141,14 +207,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     from training.engine.trainer import Trainer, seed_everything
     from training.models import build_detector, count_parameters
 
-    config, run_dir = resolve_config_and_run_dir(args)
+    config, run = resolve_config_and_run_dir(args, parser)
     device = dist_utils.select_device(args.device)
     distributed = dist_utils.init_from_environment(device)
-    run_dir = Path(dist_utils.broadcast_object(str(run_dir)))
-    setup_logging(run_dir, dist_utils.is_main_process())
+    run = RunDir(dist_utils.broadcast_object(str(run.root)))
+    run_dir = run.root
+    log_buffer = setup_logging(dist_utils.is_main_process())
     resolve_identity_count(config)
-    if dist_utils.is_main_process():
-        save_config(config, run_dir / "config.yaml")
     seed_everything(config["train"]["seed"], config["train"]["deterministic"])
 
     detector = build_detector(config).to(device)
@@ -163,15 +228,22 @@ def main(argv: Optional[List[str]] = None) -> int:
              list(val_loaders) or "nothing")
     model = wrap_for_training(detector, config["train"], device, distributed)
     hooks = [ValidationCheckpointHook(val_loaders, config["train"]["val_every_epochs"], config["train"]["val_metric"]),
-             TensorboardHook(run_dir / "tb", config["train"]["log_every"]), LoggingHook(config["train"]["log_every"])]
+             TensorboardHook(run.tensorboard, config["train"]["log_every"]), LoggingHook(config["train"]["log_every"])]
     trainer = Trainer(config, model, train_loader, run_dir, device, hooks)
+    if dist_utils.is_main_process():
+        create_run_dir(run, config, args, log_buffer)
+    dist_utils.barrier()
     if args.resume:
-        trainer.resume(run_dir / "checkpoints" / "last.pt")
+        trainer.resume(run.last)
     start = time.time()
-    trainer.train()
+    try:
+        trainer.train()
+    except BaseException as error:  # the run directory exists now: its log says why the run ended
+        log.error("Training failed: %s: %s", type(error).__name__, error)
+        raise
     if trainer.stop_requested:
         dist_utils.shutdown()
-        return 0
+        return exit_for_signal(trainer.stop_requested)
     log.info("Training finished in %.1fs; best epoch %s (val %s %s)", time.time() - start, trainer.best_epoch,
              config["train"]["val_metric"], trainer.best_metric)
 
@@ -179,20 +251,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.no_test or not test_names:
         dist_utils.shutdown()
         return 0
-    load_detector_weights(detector, run_dir / "checkpoints" / "best.pt")
-    results = test_detector(config, model, test_names, run_dir / "test", device)
+    load_detector_weights(detector, run.best)
+    results = test_detector(config, model, test_names, run.test, device)
     if dist_utils.is_main_process():
         from analysis.tables import write_tables
         from training.utils.atomic import atomic_write_json
 
-        atomic_write_json(run_dir / "metrics.json", results)
-        table = write_tables({config["name"]: results}, run_dir / "table",
+        atomic_write_json(run.metrics, results)
+        table = write_tables({config["name"]: results}, run.table,
                              footnote=table_footnote(config, detector.input_spec.frames_per_sample))
         print(table)
-        print(run_dir / "metrics.json")
+        print(run.metrics)
     dist_utils.shutdown()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

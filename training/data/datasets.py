@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from training.errors import UserError
+
 from .catalog import SkipReport, frame_index_of
 from .records import VideoRecord
 from .sampling import clip_positions, clip_starts, even_frame_positions, num_clips_for
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 Transform = Callable[..., Dict[str, Optional[torch.Tensor]]]
 
 
-class DataRequirementError(ValueError):
+class DataRequirementError(UserError, ValueError):
     """A record lacks data the dataset was asked for (masks, landmarks)."""
 
 

@@ -25,13 +25,10 @@ import torch
 
 from training import metrics as metrics_lib
 from training.engine import distributed as dist_utils
+from training.engine.run_dir import FEATURES_FILE, METRICS_FILE, PREDICTIONS_FILE  # noqa: F401 - re-exported
 from training.utils.atomic import atomic_path, atomic_write_json
 
 logger = logging.getLogger(__name__)
-
-PREDICTIONS_FILE = "predictions.csv"
-METRICS_FILE = "metrics.json"
-FEATURES_FILE = "features.npz"
 
 Rows = Dict[str, np.ndarray]
 

@@ -52,7 +52,7 @@ class ValidationCheckpointHook(Hook):
                 trainer.best_metric, trainer.best_epoch = score, trainer.epoch
             entry = {"epoch": trainer.epoch, "global_step": trainer.global_step, f"mean_{self.metric}": score,
                      "improved": improved, "metrics": results}
-            self._append_history(trainer.run_dir, entry)
+            self._append_history(trainer.run.val_history, entry)
             log.info("epoch %d validation: mean %s %.4f%s (%.1fs)", trainer.epoch, self.metric, score,
                      " (best)" if improved else "", time.time() - start)
             for hook in trainer.hooks:
@@ -66,10 +66,9 @@ class ValidationCheckpointHook(Hook):
         trainer.save("last")
 
     @staticmethod
-    def _append_history(run_dir: Path, entry: Dict) -> None:
+    def _append_history(path: Path, entry: Dict) -> None:
         if not dist_utils.is_main_process():
             return
-        path = run_dir / "val_history.json"
         history = json.loads(path.read_text()) if path.exists() else []
         history.append(entry)
         atomic_write_json(path, history)

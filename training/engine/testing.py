@@ -11,6 +11,7 @@ from training.config import Config
 from training.data.loaders import build_dataset, build_loader, data_report, log_data_report
 from training.engine import distributed as dist_utils
 from training.engine.evaluation import evaluate_datasets
+from training.engine.run_dir import METRICS_FILE
 from training.utils.atomic import atomic_write_json
 
 DATA_REPORT_FILE = "data_report.json"

@@ -26,6 +26,7 @@ from training.engine.evaluation import move_batch
 from training.engine.precision import autocast_context
 from training.engine.hooks import Hook
 from training.engine.performance import optimizer_options
+from training.engine.run_dir import RunDir
 from training.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Trainer:
         self.model = model
         self.train_loader = train_loader
         self.run_dir = Path(run_dir)
+        self.run = RunDir(run_dir)
         self.device = device
         self.hooks = hooks or []
         self.detector = dist_utils.unwrap(model)
@@ -112,7 +114,7 @@ class Trainer:
         }
 
     def save(self, name: str) -> Path:
-        path = self.run_dir / "checkpoints" / f"{name}.pt"
+        path = self.run.checkpoint(name)
         if dist_utils.is_main_process():
             save_checkpoint(path, self.state_dict())
         dist_utils.barrier()
@@ -177,7 +179,7 @@ class Trainer:
                 self.save("last")
                 log.warning("Stopped by %s at epoch %d step %d; saved %s. Resume with --resume.",
                             self.stop_requested, self.epoch, self.step_in_epoch,
-                            self.run_dir / "checkpoints" / "last.pt")
+                            self.run.last)
                 return
             if self._reached_max_steps():
                 return
@@ -217,7 +219,7 @@ class Trainer:
             raise NonFiniteLossError(
                 f"Non-finite {what} for {self.nan_steps_in_row} steps in a row (limit "
                 f"train.max_consecutive_nan={limit}), last at global step {self.global_step}. The last good "
-                f"checkpoints in {self.run_dir / 'checkpoints'} are intact. Lower the learning rate, check "
+                f"checkpoints in {self.run.checkpoints} are intact. Lower the learning rate, check "
                 f"the data, or raise the limit.")
 
     # -- signals -----------------------------------------------------------------------
