@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from analysis.plotting import FEATURES_FILE, PLOTS_DIR, PREDICTIONS_FILE
+from training.metrics import METRICS, get_metric
 from training.utils.atomic import atomic_write_text
 
-DETAIL_METRICS = ("frame_auc", "video_auc", "frame_eer", "video_eer", "frame_ap", "video_ap", "acc",
-                  "balanced_acc", "tpr_at_fpr_1pct", "n_frames", "n_videos")
 PLOT_ORDER = ("roc", "histograms", "tsne", "robustness", "cam")  # file-name prefixes, in page order
 PLOT_CAPTIONS = {
     "roc": "ROC curves per test dataset (solid: video level, dashed: frame level).",
@@ -60,19 +59,15 @@ def _esc(value: Any) -> str:
 def _format(metric: str, value: Optional[float]) -> str:
     if value is None:
         return "–"
-    if metric.startswith("n_"):
+    if get_metric(metric).is_count:
         return f"{value:,.0f}"
     return f"{100.0 * value:.2f}"
 
 
 def metric_label(metric: str) -> str:
-    """frame_auc -> frame AUC (%); n_videos -> videos."""
-    if metric.startswith("n_"):
-        return metric[2:]
-    level, _, kind = metric.partition("_")
-    if metric == "tpr_at_fpr_1pct":
-        return "TPR@1%FPR (%)"
-    return f"{level} {kind.upper() if kind in ('auc', 'eer', 'ap') else kind} (%)".replace("  ", " ")
+    """The registry title: frame_auc -> Frame AUC (%); n_videos -> #videos."""
+    entry = get_metric(metric)
+    return entry.title if entry.is_count else f"{entry.title} (%)"
 
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -93,7 +88,7 @@ def results_table(results: Mapping[str, Mapping[str, Mapping[str, float]]], extr
 
 
 def detail_table(results: Mapping[str, Mapping[str, float]]) -> str:
-    metrics = [m for m in DETAIL_METRICS if any(m in r for r in results.values())]
+    metrics = [m for m in METRICS if any(m in r for r in results.values())]
     header = ["Dataset"] + [metric_label(m) for m in metrics]
     rows = [[dataset] + [_format(m, values.get(m)) for m in metrics] for dataset, values in results.items()]
     return html_table(header, rows)
@@ -168,8 +163,9 @@ def validation_section(run: Path) -> str:
         metric = next((k for k in entry if k.startswith("mean_")), None)
         rows.append([entry.get("epoch"), entry.get("global_step"),
                      f"{100.0 * entry[metric]:.2f}" if metric else "–", "yes" if entry.get("improved") else ""])
-    metric_name = next((k for k in history[0] if k.startswith("mean_")), "mean metric") if history else "metric"
-    return html_table(["Epoch", "Step", f"{metric_name.replace('_', ' ')} (%)", "Best so far"], rows)
+    key = next((k for k in history[0] if k.startswith("mean_")), None) if history else None
+    title = f"mean {metric_label(key[len('mean_'):])}" if key and key[len("mean_"):] in METRICS else "metric (%)"
+    return html_table(["Epoch", "Step", title, "Best so far"], rows)
 
 
 def model_card_section(run: Path) -> str:
@@ -218,8 +214,9 @@ def build_report(run: Path, make_plots: bool = True) -> str:
         name = config.get("name", run.name)
         sections.append(("Test results (official test splits)",
                          results_table({name: results}) + "<h3>All metrics per dataset</h3>" + detail_table(results)
-                         + '<p class="note">AUC, EER, AP, accuracy and TPR@1%FPR in %; video level = mean P(fake) '
-                           "per video (training/metrics.py).</p>"))
+                         + '<p class="note">All but counts in %; AP is the fake class, mAP the mean of the '
+                           "fake- and real-class AP; video level aggregates P(fake) per video (training/metrics.py)."
+                           "</p>"))
     else:
         sections.append(("Test results", f'<p class="note">No metrics.json in {_esc(run)} (not tested yet).</p>'))
     sections.append(("Validation history", validation_section(run)))

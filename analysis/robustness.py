@@ -15,13 +15,16 @@ editing names) with::
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import os
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 from analysis.tables import write_tables
+from training.cli import cli_parser, run_cli
 from training.data.perturbations import SEVERITIES, Perturbation, perturbation_from_name
+from training.metrics import get_metric
 
 CLEAN = "clean"
 ROW_LABEL = "Detector / perturbation"
@@ -82,8 +85,7 @@ def plot_robustness(results: Results, path: PathLike, metric: str = "video_auc")
     figure, axes = new_figure(len(kinds), max_columns=3, panel_size=(4.4, 3.7))
     panels = panel_axes(axes, len(kinds))
     palette = colours(len(results))
-    level, _, kind = metric.partition("_")
-    metric_text = f"{level} {kind.upper() if kind in ('auc', 'eer', 'ap') else kind}"
+    metric_text = get_metric(metric).title
     for (ax,), kind in zip(panels, kinds):
         levels: List[Perturbation] = []
         for per_condition in results.values():
@@ -140,11 +142,11 @@ def write_robustness(payload: Mapping, out_prefix: PathLike, extra: Sequence[str
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli_parser(__file__, __doc__)
     parser.add_argument("--results", required=True, help=f"{RESULTS_FILE} (or the directory holding it)")
     parser.add_argument("--out", help="output prefix (default: robustness next to the results file)")
     parser.add_argument("--metric", default="video_auc", help="metric of the plot (default video_auc)")
-    parser.add_argument("--extra_metrics", action="store_true", help="add EER/AP/TPR@1%%FPR table columns")
+    parser.add_argument("--extra_metrics", action="store_true", help="add the EXTRA_METRICS columns of training/metrics.py")
     return parser
 
 
@@ -162,4 +164,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_cli(main))

@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from training.metrics import get_metric
 from training.utils.atomic import atomic_write_text
 
 MEAN = "Mean"
@@ -49,10 +50,13 @@ def build_table(results: Results, metrics: Sequence[str] = ("frame_auc", "video_
                 extra: Sequence[str] = ()) -> Table:
     """Rows x (dataset, metric) columns plus one Mean column per metric.
 
-    ``extra`` names further metrics (e.g. ``frame_eer``, ``tpr_at_fpr_1pct``)
+    ``extra`` names further metrics (e.g. ``frame_eer``, ``video_map``)
     shown after ``metrics`` within each dataset group, with their own Mean.
+    Metric names are those of ``training.metrics.METRICS`` (titles come from there).
     """
     metrics = list(dict.fromkeys([*metrics, *extra]))
+    for metric in metrics:
+        get_metric(metric)  # an unknown name fails here, listing the known ones
     datasets = _datasets_in_order(results)
     if MEAN in datasets:
         raise ValueError(f"a dataset is named {MEAN!r}, which is reserved for the mean column; rename it")
@@ -123,11 +127,11 @@ def _mean(values: List[Optional[float]]) -> Optional[float]:
 
 
 def _is_count(metric: str) -> bool:
-    return metric.startswith("n_")
+    return get_metric(metric).is_count
 
 
 def _lower_is_better(metric: str) -> bool:
-    return metric.endswith("eer")
+    return not get_metric(metric).higher_is_better
 
 
 def _format_value(metric: str, value: Optional[float], missing: str = MISSING_MARK) -> str:
@@ -139,31 +143,25 @@ def _format_value(metric: str, value: Optional[float], missing: str = MISSING_MA
 
 
 def _metric_label(metric: str, all_metrics: Sequence[str]) -> str:
-    """'frame_auc' -> 'Frame AUC'; the common suffix is dropped when all metrics share it."""
-    level, _, kind = metric.partition("_")
-    if metric.startswith("n_"):
-        return f"#{kind}"
-    if not kind:  # acc
-        return metric.capitalize()
-    label = {"tpr": "TPR@1%FPR", "balanced": "Bal. acc"}.get(level)
-    if label:
-        return label
-    if _shared_suffix(all_metrics):
-        return level.capitalize()
-    return f"{level.capitalize()} {kind.upper()}"
+    """The registry title ('Frame AUC'); only the level ('Frame') when all metrics share the kind."""
+    title = get_metric(metric).title
+    suffix = _shared_suffix(all_metrics)
+    return title[: -len(suffix) - 1] if suffix else title
 
 
 def _shared_suffix(metrics: Sequence[str]) -> Optional[str]:
-    suffixes = {metric.partition("_")[2] for metric in metrics}
-    if len(suffixes) == 1 and len(metrics) > 1 and not any(_is_count(m) for m in metrics):
-        suffix = suffixes.pop()
-        return suffix if suffix in ("auc", "eer", "ap") else None
+    """The kind ('AUC') every metric's title ends with, if they all share one (and are not counts)."""
+    entries = [get_metric(metric) for metric in metrics]
+    kinds = {entry.kind for entry in entries}
+    if len(kinds) == 1 and len(entries) > 1 and not any(entry.is_count for entry in entries):
+        kind = kinds.pop()
+        return kind if all(entry.title.endswith(" " + kind) for entry in entries) else None
     return None
 
 
 def _corner_label(table: Table, row_label: str) -> str:
     suffix = _shared_suffix(table.metrics)
-    return f"{row_label} ({suffix.upper()}, %)" if suffix else row_label
+    return f"{row_label} ({suffix}, %)" if suffix else row_label
 
 
 # ---------------------------------------------------------------------- renderers

@@ -41,6 +41,7 @@ if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from training.config import load_yaml  # noqa: E402
+from training.metrics import get_metric  # noqa: E402
 
 DEFAULT_VARIANTS = Path(__file__).resolve().parent.parent / "configs" / "ablation" / "clip_modules.yaml"
 BACKBONE_AND_HEAD = ("backbone", "head")
@@ -288,11 +289,14 @@ def paired_bootstrap_se(reference_dirs: Sequence[Path], run_dirs: Sequence[Path]
 
 # ------------------------------------------------------------------------------ seeds
 
+# The table's metric (a training/metrics.py METRICS name); the paired bootstrap recomputes it as a rank AUC.
+ABLATION_METRIC = "video_auc"
+
 def mean_video_auc(metrics: Mapping[str, Mapping[str, Any]]) -> Optional[float]:
     """A run's mean video AUC over its test sets, as the table's Mean column computes it."""
     from analysis.tables import build_table
 
-    return build_table({"run": metrics}, metrics=("video_auc",)).values[0][-1]
+    return build_table({"run": metrics}, metrics=(ABLATION_METRIC,)).values[0][-1]
 
 
 def average_metrics(per_seed: Sequence[Mapping[str, Mapping[str, Any]]]) -> Dict[str, Dict[str, Optional[float]]]:
@@ -326,7 +330,7 @@ def ablation_rows(described: Mapping[str, Mapping[str, Any]], latency_batch: int
     ``with_seeds`` adds the seed standard deviations of the Mean and of Δ Mean."""
     from analysis.tables import build_table
 
-    table = build_table({name: d["metrics"] for name, d in described.items()}, metrics=("video_auc",))
+    table = build_table({name: d["metrics"] for name, d in described.items()}, metrics=(ABLATION_METRIC,))
     # (title, kind, key of the variant's description) after the AUC columns
     columns = [("seed SD", "se", "mean_seed_sd"), ("Δ Mean", "delta", "delta"),
                ("Δ seed SD", "se", "delta_seed_sd"), ("± SE", "se", "delta_se"),
@@ -336,7 +340,8 @@ def ablation_rows(described: Mapping[str, Mapping[str, Any]], latency_batch: int
                ("Wall (s)", "seconds", "wall_s")]
     if not with_seeds:  # one run per variant: no seed spread
         columns = [column for column in columns if column[2] not in ("mean_seed_sd", "delta_seed_sd")]
-    header = [f"{dataset} video AUC" for dataset, _ in table.columns[:-1]] + ["Mean"]
+    title = get_metric(ABLATION_METRIC).title
+    header = [f"{dataset} {title}" for dataset, _ in table.columns[:-1]] + ["Mean"]
     header += [title for title, _, _ in columns]
     kinds = ["auc"] * len(table.columns) + [kind for _, kind, _ in columns]
     reference = table.values[0][-1] if table.values else None

@@ -1,12 +1,14 @@
 """The evaluation protocol in training/metrics.py, against sklearn and hand-worked cases."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from training.metrics import (PREDICTION_COLUMNS, compute_metrics, eer, read_predictions, tpr_at_fpr,
-                              write_predictions)
+from training.metrics import (METRICS, PREDICTION_COLUMNS, SELECTABLE_METRICS, compute_metrics, eer, get_metric,
+                              macro_average_precision, read_predictions, tpr_at_fpr, write_predictions)
 
 
 def frames_counted_per_video(video_keys):
@@ -63,7 +65,8 @@ def test_perfect_separation():
     result = compute_metrics(one_frame_per_video([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]))["D"]
     assert result["frame_auc"] == 1.0 and result["video_auc"] == 1.0
     assert result["frame_eer"] == 0.0 and result["video_eer"] == 0.0
-    assert result["tpr_at_fpr_1pct"] == 1.0
+    assert result["frame_tpr_at_fpr_1pct"] == 1.0 and result["video_tpr_at_fpr_0.1pct"] == 1.0
+    assert result["frame_map"] == 1.0 and result["video_ap_real"] == 1.0
     assert result["acc"] == 1.0 and result["balanced_acc"] == 1.0
 
 
@@ -196,3 +199,155 @@ def test_malformed_file_names_file_and_missing_column(tmp_path):
     path.write_text("dataset,video_key,frame_index,label,prob\n")
     with pytest.raises(ValueError, match=r"predictions\.csv: no prediction rows"):
         compute_metrics(path)
+
+
+# ------------------------------------------------------------- papers' metrics
+
+def test_macro_map_by_hand():
+    # Fake-class AP, scores P(fake) 0.9 F, 0.7 F, 0.6 R, 0.4 F, 0.2 R: precision at the
+    # fakes 1, 1, 3/4 -> 11/12. Real-class AP, scores 1 - P(fake) 0.8 R, 0.6 F, 0.4 R,
+    # 0.3 F, 0.1 F: precision at the reals 1, 2/3 -> 5/6. mAP = (11/12 + 5/6) / 2 = 7/8.
+    labels, probs = [1, 1, 0, 0, 1], [0.9, 0.4, 0.6, 0.2, 0.7]
+    result = compute_metrics(one_frame_per_video(labels, probs))["D"]
+    assert result["frame_ap"] == pytest.approx(11 / 12, abs=1e-12)
+    assert result["frame_ap_real"] == pytest.approx(5 / 6, abs=1e-12)
+    assert result["frame_map"] == pytest.approx(7 / 8, abs=1e-12)
+    assert result["video_map"] == result["frame_map"]  # one frame per video
+    assert macro_average_precision(labels, probs) == pytest.approx(7 / 8, abs=1e-12)
+
+
+def test_macro_map_equals_sklearn_macro_over_two_softmax_columns():
+    # What LN-CLIP / GenD compute (src/metrics.py ovr_prc): macro AP over one-hot labels and
+    # the (P(real), P(fake)) columns, at frame level and over per-video mean probabilities.
+    columns = random_predictions(seed=3)
+    result = compute_metrics(columns)["D"]
+
+    def sklearn_map(labels, probs):
+        return average_precision_score(np.eye(2)[labels], np.stack([1 - probs, probs], axis=1), average="macro")
+
+    assert result["frame_map"] == pytest.approx(sklearn_map(columns["label"], columns["prob"]), abs=1e-12)
+    video_labels, video_probs = columns["label"][::5], columns["prob"].reshape(-1, 5).mean(axis=1)
+    assert result["video_map"] == pytest.approx(sklearn_map(video_labels, video_probs), abs=1e-12)
+    assert result["video_ap_real"] == pytest.approx(average_precision_score(1 - video_labels, 1 - video_probs),
+                                                    abs=1e-12)
+    assert result["video_map"] != result["video_ap"]  # the fake-class AP is another number
+
+
+def test_tpr_at_fpr_by_hand():
+    # 20 reals (one at 0.9, the rest below 0.2) and fakes 0.99, 0.9, 0.5, 0.3. ROC:
+    # (0,0) (0,1/4), the 0.9 tie (0.05,1/2), then (0.05,3/4) (0.05,1). On the tie segment
+    # TPR = 1/4 + FPR/0.05 * 1/4; at FPR 5% the vertical step counts at its top.
+    reals = [0.9] + [0.01 * i for i in range(19)]
+    labels = [1, 1, 1, 1] + [0] * 20
+    probs = [0.99, 0.9, 0.5, 0.3] + reals
+    result = compute_metrics(one_frame_per_video(labels, probs))["D"]
+    assert result["frame_tpr_at_fpr_0.1pct"] == pytest.approx(0.255, abs=1e-12)
+    assert result["frame_tpr_at_fpr_1pct"] == pytest.approx(0.30, abs=1e-12)
+    assert result["frame_tpr_at_fpr_5pct"] == pytest.approx(1.0, abs=1e-12)
+    assert result["video_tpr_at_fpr_1pct"] == result["frame_tpr_at_fpr_1pct"]
+
+
+def test_tpr_at_fpr_equals_gend_interpolation_on_random_data():
+    # GenD (src/metrics.py calculate_tpr_at_fpr): np.interp on sklearn's default ROC.
+    from sklearn.metrics import roc_curve
+
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 2, 3000)
+    probs = np.round(np.clip(rng.normal(0.4 + 0.2 * labels, 0.2), 0, 1), 2)  # many ties
+    fpr, tpr, _ = roc_curve(labels, probs)
+    result = compute_metrics(one_frame_per_video(labels, probs))["D"]
+    for target, name in ((0.001, "0.1"), (0.01, "1"), (0.05, "5")):
+        assert result[f"frame_tpr_at_fpr_{name}pct"] == pytest.approx(np.interp(target, fpr, tpr), abs=1e-12)
+
+
+def test_median_video_aggregation():
+    # Video a (fake): 0.1, 0.2, 0.9 -> mean 0.4, median 0.2; video b (real): 0.3, 0.3, 0.35, 0.4
+    # -> mean 0.3375, median 0.325 (even count: mean of the two middle values).
+    keys = ["D/fake/a"] * 3 + ["D/real/b"] * 4 + ["D/real/c"]
+    labels = [1] * 3 + [0] * 5
+    probs = [0.1, 0.9, 0.2, 0.3, 0.4, 0.3, 0.35, 0.15]
+    columns = make_columns(keys, labels, probs)
+    mean = compute_metrics(columns)["D"]
+    median = compute_metrics(columns, video_aggregation="median")["D"]
+    assert mean["video_auc"] == 1.0  # 0.4 above both reals (0.3375, 0.15)
+    assert median["video_auc"] == 0.5  # 0.2 below 0.325, above 0.15
+    assert median["frame_auc"] == mean["frame_auc"]
+    rng = np.random.default_rng(1)
+    columns = make_columns(np.repeat([f"D/{'fake' if i % 2 else 'real'}/v{i}" for i in range(40)], 6),
+                           np.repeat(np.arange(40) % 2, 6), rng.random(240))
+    median = compute_metrics(columns, video_aggregation="median")["D"]
+    video_labels, video_probs = np.arange(40) % 2, np.median(columns["prob"].reshape(40, 6), axis=1)
+    assert median["video_auc"] == pytest.approx(roc_auc_score(video_labels, video_probs), abs=1e-12)
+
+
+def test_unknown_video_aggregation_names_the_keys():
+    with pytest.raises(ValueError, match="test.video_aggregation"):
+        compute_metrics(one_frame_per_video([0, 1], [0.2, 0.8]), video_aggregation="max")
+
+
+def test_registry_names_every_metrics_json_entry():
+    frame_model = compute_metrics(random_predictions())["D"]
+    assert list(frame_model) == [m for m in METRICS if m not in ("clip_auc", "n_clips")]
+    assert all(get_metric(m).selectable for m in ("video_map", "frame_ap_real", "video_tpr_at_fpr_5pct", "acc"))
+    assert not any(get_metric(m).selectable for m in ("n_videos", "n_frames", "clip_auc"))
+    assert get_metric("video_eer").better(0.1, 0.2) and not get_metric("video_map").better(0.1, 0.2)
+    assert set(SELECTABLE_METRICS) <= set(frame_model)
+    with pytest.raises(KeyError, match="video_map"):
+        get_metric("video_mAP")
+
+
+# ------------------------------------------------------------ checkpoint selection
+
+@pytest.mark.parametrize("name", SELECTABLE_METRICS)
+def test_every_selectable_metric_is_a_valid_val_metric(name):
+    from training.config import load_config
+
+    config = load_config("configs/detector/timm_cnn_tiny.yaml", [f"train.val_metric={name}"])
+    assert config["train"]["val_metric"] == name
+
+
+def test_count_metrics_are_refused_as_val_metric():
+    from training.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="train.val_metric.*video_map"):
+        load_config("configs/detector/timm_cnn_tiny.yaml", ["train.val_metric=n_videos"])
+
+
+class _FakeTrainer:
+    def __init__(self, tmp_path, aggregation):
+        self.config = {"train": {"epochs": 9, "amp": "off", "val_video_aggregation": aggregation}}
+        self.epoch, self.best_metric, self.best_epoch = 0, None, None
+        self.run_dir, self.device, self.model, self.hooks = tmp_path, "cpu", None, []
+        self.run = SimpleNamespace(val=tmp_path / "val", val_history=tmp_path / "val_history.json")
+        self.global_step = 0
+        self.saved = []
+
+    def _reached_max_steps(self):
+        return False
+
+    def save(self, tag):
+        self.saved.append((self.epoch, tag))
+
+
+@pytest.mark.parametrize("name, best_epoch", [("video_map", 2), ("video_eer", 1), ("frame_tpr_at_fpr_0.1pct", 3)])
+def test_validation_hook_selects_on_the_chosen_metric_in_its_direction(monkeypatch, tmp_path, name, best_epoch):
+    import training.engine.evaluation as evaluation
+    from training.engine.hooks import ValidationCheckpointHook
+
+    per_epoch = {1: {"video_map": 0.6, "video_eer": 0.1, "frame_tpr_at_fpr_0.1pct": 0.1},
+                 2: {"video_map": 0.9, "video_eer": 0.3, "frame_tpr_at_fpr_0.1pct": 0.2},
+                 3: {"video_map": 0.7, "video_eer": 0.2, "frame_tpr_at_fpr_0.1pct": 0.3}}
+    seen = []
+
+    def fake_evaluate(model, loaders, out_dir, device, amp, video_aggregation="mean"):
+        seen.append(video_aggregation)
+        return {"D": {**per_epoch[trainer.epoch], "n_videos": 4}}
+
+    monkeypatch.setattr(evaluation, "evaluate_datasets", fake_evaluate)
+    trainer = _FakeTrainer(tmp_path, "median")
+    hook = ValidationCheckpointHook({"D": object()}, 1, name)
+    for epoch in (1, 2, 3):
+        trainer.epoch = epoch
+        hook.after_epoch(trainer)
+    assert trainer.best_epoch == best_epoch and trainer.best_metric == per_epoch[best_epoch][name]
+    assert (best_epoch, "best") in trainer.saved and seen == ["median"] * 3

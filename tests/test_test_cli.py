@@ -7,7 +7,7 @@ import pytest
 
 from tests.analysis.test_plots import TEST_SETS, build_tiny_runs
 
-EXTRA = ("frame_eer", "video_eer", "frame_ap", "video_ap", "tpr_at_fpr_1pct")
+EXTRA = ("frame_eer", "video_eer", "frame_ap", "video_ap", "frame_map", "video_map", "frame_tpr_at_fpr_1pct")
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +43,7 @@ def test_two_runs_give_one_table_with_the_numbers_of_metrics_json(tiny_runs, tmp
     markdown = (out / "table.md").read_text()
     header = markdown.splitlines()[0]
     assert header.index("TinyFF Frame AUC") < header.index("TinyFF Video AUC") < header.index("TinyFlat Frame AUC")
-    assert header.rstrip(" |").endswith("Mean TPR@1%FPR")
+    assert header.rstrip(" |").endswith("Mean Frame TPR@1%FPR") and "TinyFF Video mAP" in header
     assert "4 frames per video" in markdown and "per-video mean P(fake)" in markdown
     assert "TPR@1%FPR is frame-level" in markdown
     assert (out / "table.tex").read_text().count(r"\\") >= 4

@@ -24,6 +24,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import yaml
 
+from training.metrics import SELECTABLE_METRICS, VIDEO_AGGREGATIONS
 from training.utils.atomic import atomic_write_text
 from training.errors import UserError
 
@@ -85,14 +86,16 @@ DEFAULTS: Config = {
         "max_consecutive_nan": 5,  # non-finite losses in a row before the run stops
         "val_every_epochs": 1,
         "checkpoint_every_steps": 500,  # also write last.pt mid-epoch (resume loses at most this many steps)
-        "val_metric": "video_auc",  # checkpoint selection metric on the validation split
+        "val_metric": "video_auc",  # checkpoint selection metric on the validation split (training/metrics.py)
+        "val_video_aggregation": "mean",  # mean | median of a video's frame scores, for validation
         "val_max_videos": None,  # cap validation videos per dataset (deterministic subset)
         "log_every": 20,
         "deterministic": False,
         "compile": False,  # torch.compile the detector: false | true | reduce-overhead | max-autotune
         "channels_last": "auto",  # NHWC memory format: auto = CNN detectors on CUDA (engine/performance.py)
     },
-    "test": {"batch_size": 64, "save_features": False},
+    "test": {"batch_size": 64, "save_features": False,
+             "video_aggregation": "mean"},  # mean | median of a video's frame scores (GenD has both)
     "output": {"root": "runs"},
 }
 
@@ -105,7 +108,9 @@ CHOICES = {
     "train.amp": ("auto", "bf16", "off"),
     "train.compile": (False, True, "default", "reduce-overhead", "max-autotune"),
     "train.channels_last": ("auto", True, False),
-    "train.val_metric": ("video_auc", "frame_auc", "video_ap", "frame_ap"),
+    "train.val_metric": SELECTABLE_METRICS,
+    "train.val_video_aggregation": VIDEO_AGGREGATIONS,
+    "test.video_aggregation": VIDEO_AGGREGATIONS,
 }
 
 # Free-form mappings: any key allowed below these paths.

@@ -11,12 +11,25 @@ One protocol, documented here and nowhere else:
   ``000_003``, and grouping by folder merges different fake videos (the
   DeepfakeBench bug, see docs).
 * The video score is the plain mean of that video's frame (or clip)
-  probabilities, so each video counts once whatever its length.
+  probabilities, so each video counts once whatever its length; ``median`` is
+  the option GenD also has (``reduce_video_predictions``, src/model/base.py of
+  github yermandy/GenD), chosen by ``test.video_aggregation`` /
+  ``train.val_video_aggregation``.
 * EER is where FPR = 1 - TPR on the ROC, linearly interpolated between ROC
   points (DeepfakeBench takes the nearest point instead). TPR at a given FPR is
-  interpolated the same way.
+  interpolated the same way (GenD's ``calculate_tpr_at_fpr``, src/metrics.py:
+  ``np.interp`` on sklearn's ROC, which at a vertical ROC step takes its top).
+* ``ap`` is the average precision of the fake class (DeepfakeBench's ``ap``,
+  training/metrics/utils.py); ``ap_real`` that of the real class scored by
+  1 - P(fake); ``map`` their mean, the macro AP over both classes that LN-CLIP
+  and GenD log as ``mAP`` and select checkpoints on (``ovr_prc``, src/metrics.py
+  of both repositories: sklearn's macro ``average_precision_score`` over the
+  one-hot labels and the two softmax columns).
 * Accuracy uses the fixed threshold prob > 0.5 (what argmax over two softmax
   logits gives).
+
+Every metric name is defined once, in :data:`METRICS`; tables, the report, the
+ablation runner, ``train.val_metric`` and the evaluator read it from there.
 
 Everything is vectorised over rows: a DFDC-scale file has ~4M rows.
 """
@@ -24,10 +37,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import gc
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -224,18 +239,143 @@ def _binary_inputs(labels, scores) -> Tuple[np.ndarray, np.ndarray]:
     return labels, scores
 
 
+# ------------------------------------------------------------------- the registry
+
+VIDEO_AGGREGATIONS = ("mean", "median")
+
+
+class Scored:
+    """Labels and scores of one level (frames/clips or videos); the ROC is computed once."""
+
+    def __init__(self, labels: np.ndarray, scores: np.ndarray):
+        self.labels, self.scores = labels, scores
+
+    @functools.cached_property
+    def roc(self) -> Tuple[np.ndarray, np.ndarray]:
+        return roc_curve(self.labels, self.scores)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One entry of ``metrics.json``.
+
+    ``level``: ``frame`` (one predictions row: a frame, or a clip for clip models),
+    ``video`` (per-video aggregate) or ``count``. ``kind`` is the short name of what
+    is measured (tables drop it from the headers when every column shares it);
+    ``title`` the column title. ``compute`` maps the :class:`Scored` of its level to
+    the value (None: filled in by :func:`compute_metrics` itself). ``selectable``:
+    may be ``train.val_metric``. ``extra``: a column of ``--extra_metrics`` tables.
+    """
+
+    name: str
+    level: str
+    kind: str
+    title: str
+    higher_is_better: bool = True
+    compute: Optional[Callable[[Scored], float]] = None
+    selectable: bool = True
+    extra: bool = False
+
+    @property
+    def is_count(self) -> bool:
+        return self.level == "count"
+
+    def better(self, value: float, than: Optional[float]) -> bool:
+        """Whether ``value`` improves on ``than`` (None: nothing to beat yet)."""
+        if than is None:
+            return True
+        return value > than if self.higher_is_better else value < than
+
+
+def average_precision(labels, scores, positive: int = 1) -> float:
+    """AP of class ``positive``: fake (1) ranked by P(fake), real (0) by 1 - P(fake)."""
+    from sklearn.metrics import average_precision_score
+
+    labels, scores = _binary_inputs(labels, scores)
+    if positive == 1:
+        return float(average_precision_score(labels, scores))
+    if positive == 0:
+        return float(average_precision_score(labels == 0, 1.0 - scores))
+    raise ValueError(f"positive must be 0 (real) or 1 (fake), got {positive!r}")
+
+
+def macro_average_precision(labels, scores) -> float:
+    """Mean of the fake-class and the real-class AP: LN-CLIP's / GenD's ``mAP``."""
+    return 0.5 * (average_precision(labels, scores, 1) + average_precision(labels, scores, 0))
+
+
+# TPR@FPR targets GenD reports (src/model/base.py: selected_fprs = [0.001, 0.01, 0.05]).
+TPR_FPR_TARGETS = ((0.001, "0.1"), (0.01, "1"), (0.05, "5"))
+
+
+def _level_metrics(level: str) -> List[Metric]:
+    capital = level.capitalize()
+    metrics = [
+        Metric(f"{level}_auc", level, "AUC", f"{capital} AUC", compute=lambda s: _auc_from_roc(*s.roc)),
+        Metric(f"{level}_eer", level, "EER", f"{capital} EER", higher_is_better=False,
+               compute=lambda s: _eer_from_roc(*s.roc), extra=True),
+        Metric(f"{level}_ap", level, "AP", f"{capital} AP",
+               compute=lambda s: average_precision(s.labels, s.scores, 1), extra=True),
+        Metric(f"{level}_ap_real", level, "AP real", f"{capital} AP real",
+               compute=lambda s: average_precision(s.labels, s.scores, 0)),
+        Metric(f"{level}_map", level, "mAP", f"{capital} mAP",
+               compute=lambda s: macro_average_precision(s.labels, s.scores), extra=True),
+    ]
+    for target, percent in TPR_FPR_TARGETS:
+        metrics.append(Metric(f"{level}_tpr_at_fpr_{percent}pct", level, f"TPR@{percent}%FPR",
+                              f"{capital} TPR@{percent}%FPR",
+                              compute=lambda s, target=target: _tpr_at_fpr_from_roc(*s.roc, target_fpr=target),
+                              extra=percent == "1" and level == "frame"))
+    return metrics
+
+
+def _build_registry() -> Dict[str, Metric]:
+    frame, video = _level_metrics("frame"), _level_metrics("video")
+    entries = [
+        *[m for pair in zip(frame[:5], video[:5]) for m in pair],  # frame_auc, video_auc, frame_eer, ...
+        # clip models: frame_auc is the clip AUC, also reported under this name (same value, so not
+        # a separate selection metric).
+        Metric("clip_auc", "frame", "AUC", "Clip AUC", selectable=False),
+        Metric("acc", "frame", "acc", "Acc"),
+        Metric("balanced_acc", "frame", "bal. acc", "Bal. acc"),
+        *frame[5:], *video[5:],
+        Metric("n_frames", "count", "#frames", "#frames", selectable=False),
+        Metric("n_clips", "count", "#clips", "#clips", selectable=False),
+        Metric("n_videos", "count", "#videos", "#videos", selectable=False),
+    ]
+    return {metric.name: metric for metric in entries}
+
+
+METRICS: Dict[str, Metric] = _build_registry()
+SELECTABLE_METRICS: Tuple[str, ...] = tuple(name for name, m in METRICS.items() if m.selectable)
+EXTRA_METRICS: Tuple[str, ...] = tuple(name for name, m in METRICS.items() if m.extra)
+
+
+def get_metric(name: str) -> Metric:
+    """The registry entry of ``name``; an unknown name lists the known ones."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise KeyError(f"unknown metric {name!r}; metrics (training/metrics.py METRICS): "
+                       f"{', '.join(METRICS)}") from None
+
+
 # ------------------------------------------------------------------ the protocol
 
-def compute_metrics(predictions: Union[PathLike, Mapping[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    """The ``metrics.json`` dict: ``{dataset: {metric: value}}``.
+def compute_metrics(predictions: Union[PathLike, Mapping[str, Any]],
+                    video_aggregation: str = "mean") -> Dict[str, Dict[str, Any]]:
+    """The ``metrics.json`` dict: ``{dataset: {metric: value}}``, metrics in :data:`METRICS` order.
 
     ``predictions`` is a path to ``predictions.csv`` or a mapping of columns.
     Datasets appear in order of first appearance. With a ``clip_index`` column
     the ``frame_*`` metrics, ``acc`` and ``balanced_acc`` are computed on clips
     (also reported as ``clip_auc``; the row count is then ``n_clips``, and there is no
     ``n_frames``: rows are clips, which may overlap); ``video_*`` metrics are always
-    per-video aggregates.
+    per-video aggregates of the rows, by ``video_aggregation`` (mean | median).
     """
+    if video_aggregation not in VIDEO_AGGREGATIONS:
+        raise ValueError(f"video_aggregation must be one of {VIDEO_AGGREGATIONS}, got {video_aggregation!r} "
+                         f"(test.video_aggregation / train.val_video_aggregation)")
     if isinstance(predictions, (str, os.PathLike)):
         source = str(predictions)
         columns = read_predictions(predictions)
@@ -251,7 +391,7 @@ def compute_metrics(predictions: Union[PathLike, Mapping[str, Any]]) -> Dict[str
     for code, name in enumerate(dataset_names):
         rows = np.flatnonzero(dataset_codes == code)
         subset = {column: values[rows] for column, values in columns.items()}
-        results[name] = _dataset_metrics(f"{source}, dataset {name!r}", subset, rows)
+        results[name] = _dataset_metrics(f"{source}, dataset {name!r}", subset, rows, video_aggregation)
     return results
 
 
@@ -267,47 +407,26 @@ def _typed_columns(columns: Mapping[str, Any]) -> Columns:
     return typed
 
 
-def _dataset_metrics(where: str, columns: Columns, row_numbers: np.ndarray) -> Dict[str, Any]:
+def _dataset_metrics(where: str, columns: Columns, row_numbers: np.ndarray,
+                     video_aggregation: str = "mean") -> Dict[str, Any]:
     labels, probs = columns["label"], columns["prob"]
     _check_finite(where, probs, columns, row_numbers)
     _check_labels(where, labels)
     video_names, video_codes = _factorize(columns["video_key"])
     _check_unique_samples(where, columns, video_names, video_codes)
 
-    video_labels, video_probs = _video_scores(where, labels, probs, video_names, video_codes)
-    frame_roc = roc_curve(labels, probs)
-    metrics = {}
-    metrics.update(_score_metrics("frame", labels, probs, frame_roc))
-    metrics.update(_score_metrics("video", video_labels, video_probs, roc_curve(video_labels, video_probs)))
+    video_labels, video_probs = _video_scores(where, labels, probs, video_names, video_codes, video_aggregation)
+    scored = {"frame": Scored(labels, probs), "video": Scored(video_labels, video_probs)}
+    metrics = {name: metric.compute(scored[metric.level]) for name, metric in METRICS.items()
+               if metric.compute is not None}
     metrics.update(_threshold_metrics(labels, probs))
-    metrics["tpr_at_fpr_1pct"] = _tpr_at_fpr_from_roc(*frame_roc, target_fpr=0.01)
     if CLIP_COLUMN in columns:
         metrics["clip_auc"] = metrics["frame_auc"]
         metrics["n_clips"] = int(labels.size)
     else:
         metrics["n_frames"] = int(labels.size)
     metrics["n_videos"] = int(video_names.size)
-    return _ordered(metrics)
-
-
-_METRIC_ORDER = ("frame_auc", "video_auc", "clip_auc", "frame_eer", "video_eer", "frame_ap", "video_ap",
-                 "acc", "balanced_acc", "tpr_at_fpr_1pct", "n_frames", "n_clips", "n_videos")
-
-
-def _ordered(metrics: Dict[str, Any]) -> Dict[str, Any]:
-    return {name: metrics[name] for name in _METRIC_ORDER if name in metrics}
-
-
-def _score_metrics(level: str, labels: np.ndarray, scores: np.ndarray,
-                   roc: Tuple[np.ndarray, np.ndarray]) -> Dict[str, float]:
-    from sklearn.metrics import average_precision_score
-
-    fpr, tpr = roc
-    return {
-        f"{level}_auc": _auc_from_roc(fpr, tpr),
-        f"{level}_eer": _eer_from_roc(fpr, tpr),
-        f"{level}_ap": float(average_precision_score(labels, scores)),
-    }
+    return {name: metrics[name] for name in METRICS if name in metrics}
 
 
 def _threshold_metrics(labels: np.ndarray, probs: np.ndarray) -> Dict[str, float]:
@@ -321,9 +440,9 @@ def _threshold_metrics(labels: np.ndarray, probs: np.ndarray) -> Dict[str, float
     }
 
 
-def _video_scores(where: str, labels: np.ndarray, probs: np.ndarray,
-                  video_names: np.ndarray, video_codes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Per-video label and mean probability (each video weighted once)."""
+def _video_scores(where: str, labels: np.ndarray, probs: np.ndarray, video_names: np.ndarray,
+                  video_codes: np.ndarray, aggregation: str = "mean") -> Tuple[np.ndarray, np.ndarray]:
+    """Per-video label and mean (or median) probability (each video weighted once)."""
     n_videos = video_names.size
     counts = np.bincount(video_codes, minlength=n_videos)
     fake_counts = np.bincount(video_codes, weights=labels, minlength=n_videos)
@@ -334,8 +453,19 @@ def _video_scores(where: str, labels: np.ndarray, probs: np.ndarray,
                          f"({int(fake_counts[mixed[0]])} of {int(counts[mixed[0]])} rows fake); "
                          f"{mixed.size} video(s) affected. Every row of a video must share its label.")
     video_labels = (fake_counts > 0).astype(np.int64)
-    video_probs = np.bincount(video_codes, weights=probs, minlength=n_videos) / counts
-    return video_labels, video_probs
+    if aggregation == "mean":
+        return video_labels, np.bincount(video_codes, weights=probs, minlength=n_videos) / counts
+    return video_labels, _median_per_group(probs, video_codes, counts)
+
+
+def _median_per_group(values: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """np.median of each group (mean of the two middle values for an even count), vectorised."""
+    order = np.lexsort((values, codes))  # by group, then by value
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    ordered = values[order]
+    low = ordered[starts + (counts - 1) // 2]
+    high = ordered[starts + counts // 2]
+    return 0.5 * (low + high)
 
 
 def _check_finite(where: str, probs: np.ndarray, columns: Columns, row_numbers: np.ndarray) -> None:

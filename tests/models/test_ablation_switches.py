@@ -275,8 +275,8 @@ def test_ablation_runner_trains_every_variant_and_writes_the_table(tmp_path, tin
     run_config = yaml.safe_load((runs / "all" / "config.yaml").read_text())
     assert run_config["model"]["identity"]["num_identities"] == 2
     markdown = (out / "ablation.md").read_text()
-    assert "TinyFlat video AUC" in markdown and "| all |" in markdown and "ms/img (b=1)" in markdown
-    assert (out / "ablation.csv").read_text().startswith("Variant,TinyFlat video AUC,Mean")
+    assert "TinyFlat Video AUC" in markdown and "| all |" in markdown and "ms/img (b=1)" in markdown
+    assert (out / "ablation.csv").read_text().startswith("Variant,TinyFlat Video AUC,Mean")
     assert r"\toprule" in (out / "ablation.tex").read_text()
     # A second call reuses the finished runs instead of retraining them.
     mtime = (runs / "all" / "metrics.json").stat().st_mtime
@@ -379,7 +379,7 @@ def test_seed_statistics_of_the_ablation_table():
                  "+m": {"metrics": {"D": {"video_auc": 0.75}}, "mean_seed_sd": 0.2, "delta_seed_sd": 0.05,
                         "delta_se": 0.03, **common}}
     header, rows, _ = ablation_rows(described, latency_batch=2, with_seeds=True)
-    assert header[:6] == ["D video AUC", "Mean", "seed SD", "Δ Mean", "Δ seed SD", "± SE"]
+    assert header[:6] == ["D Video AUC", "Mean", "seed SD", "Δ Mean", "Δ seed SD", "± SE"]
     assert rows[1][1][:6] == [0.75, 0.75, 0.2, pytest.approx(0.05), 0.05, 0.03]
     header, rows, _ = ablation_rows(described, latency_batch=2)
-    assert header[:4] == ["D video AUC", "Mean", "Δ Mean", "± SE"]
+    assert header[:4] == ["D Video AUC", "Mean", "Δ Mean", "± SE"]

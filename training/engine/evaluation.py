@@ -31,13 +31,17 @@ def predict_loader(model: nn.Module, loader: Iterable, evaluator, device: torch.
 
 
 def evaluate_datasets(model: nn.Module, loaders: Dict[str, Iterable], out_dir: Path, device: torch.device,
-                      amp: str = "auto", save_features: bool = False) -> Dict[str, Dict]:
-    """Evaluate each named loader; writes ``out_dir/<dataset>/{predictions.csv,metrics.json}``."""
+                      amp: str = "auto", save_features: bool = False,
+                      video_aggregation: str = "mean") -> Dict[str, Dict]:
+    """Evaluate each named loader; writes ``out_dir/<dataset>/{predictions.csv,metrics.json}``.
+
+    ``video_aggregation`` (mean | median) turns a video's frame scores into its score."""
     from training.engine.evaluator import Evaluator
 
     results = {}
     for name, loader in loaders.items():
-        evaluator = Evaluator(name, Path(out_dir) / name, save_features=save_features)
+        evaluator = Evaluator(name, Path(out_dir) / name, save_features=save_features,
+                              video_aggregation=video_aggregation)
         evaluator.reset()
         predict_loader(model, loader, evaluator, device, amp, description=f"eval {name}")
         results[name] = evaluator.evaluate()

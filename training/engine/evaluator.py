@@ -36,10 +36,12 @@ Rows = Dict[str, np.ndarray]
 class Evaluator:
     """Collect per-sample predictions of one test dataset and score them."""
 
-    def __init__(self, dataset_name: str, output_dir: Union[str, os.PathLike], save_features: bool = False):
+    def __init__(self, dataset_name: str, output_dir: Union[str, os.PathLike], save_features: bool = False,
+                 video_aggregation: str = "mean"):
         self.dataset_name = dataset_name
         self.output_dir = Path(output_dir)
         self.save_features = save_features
+        self.video_aggregation = video_aggregation  # mean | median of a video's P(fake) (training/metrics.py)
         self._chunks: List[Rows] = []
 
     def reset(self) -> None:
@@ -89,7 +91,7 @@ class Evaluator:
         if self.save_features:
             _write_features(self.output_dir / FEATURES_FILE, rows)
         # Score the file, not the arrays in memory: the file is what gets shared.
-        all_metrics = metrics_lib.compute_metrics(predictions_path)
+        all_metrics = metrics_lib.compute_metrics(predictions_path, video_aggregation=self.video_aggregation)
         atomic_write_json(self.output_dir / METRICS_FILE, all_metrics)
         return all_metrics[self.dataset_name]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Optional
 
 from training.engine import distributed as dist_utils
+from training.metrics import get_metric
 from training.utils.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ class Hook:
 
 class ValidationCheckpointHook(Hook):
     """After every ``val_every_epochs`` epochs: evaluate the *validation* split,
-    save ``best.pt`` when the mean selection metric improves, and always ``last.pt``.
+    save ``best.pt`` when the mean selection metric improves (higher, or lower for EER:
+    the direction is the metric's entry in training/metrics.py), and always ``last.pt``.
 
     With ``val_every_epochs: 0`` there is no validation and best.pt is the final model.
     """
@@ -45,9 +47,10 @@ class ValidationCheckpointHook(Hook):
         if due and self.val_loaders:
             start = time.time()
             results = evaluate_datasets(trainer.model, self.val_loaders, trainer.run_dir / "val", trainer.device,
-                                        trainer.config["train"]["amp"])
+                                        trainer.config["train"]["amp"],
+                                        video_aggregation=trainer.config["train"]["val_video_aggregation"])
             score = sum(r[self.metric] for r in results.values()) / len(results)
-            improved = trainer.best_metric is None or score > trainer.best_metric
+            improved = get_metric(self.metric).better(score, trainer.best_metric)
             if improved:
                 trainer.best_metric, trainer.best_epoch = score, trainer.epoch
             entry = {"epoch": trainer.epoch, "global_step": trainer.global_step, f"mean_{self.metric}": score,
@@ -99,9 +102,9 @@ class TensorboardHook(Hook):
         if self.writer is None:
             return
         for dataset, metrics in results.items():
-            for name in ("frame_auc", "video_auc", "frame_eer", "video_eer", "video_ap"):
-                if name in metrics:
-                    self.writer.add_scalar(f"val/{dataset}/{name}", metrics[name], trainer.global_step)
+            for name, value in metrics.items():
+                if not get_metric(name).is_count:
+                    self.writer.add_scalar(f"val/{dataset}/{name}", value, trainer.global_step)
         self.writer.add_scalar(f"val/mean_{metric}", score, trainer.global_step)
         self.writer.flush()
 

@@ -41,7 +41,8 @@ def test_detector(config: Config, model: nn.Module, names: Sequence[str], out_di
         if dist_utils.is_main_process():
             atomic_write_json(Path(out_dir) / name / DATA_REPORT_FILE, report)
     results = evaluate_datasets(model, loaders, Path(out_dir), device, config["train"]["amp"],
-                                save_features=config["test"]["save_features"])
+                                save_features=config["test"]["save_features"],
+                                video_aggregation=config["test"]["video_aggregation"])
     if dist_utils.is_main_process():
         atomic_write_json(Path(out_dir) / "metrics.json", results)
     return results
@@ -63,4 +64,6 @@ def table_footnote(config: Config, clip_len: int = 1) -> str:
 
 
 def metric_columns(extra: bool) -> List[str]:
-    return ["frame_eer", "video_eer", "frame_ap", "video_ap", "tpr_at_fpr_1pct"] if extra else []
+    from training.metrics import EXTRA_METRICS
+
+    return list(EXTRA_METRICS) if extra else []
