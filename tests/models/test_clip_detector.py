@@ -55,12 +55,13 @@ def test_gradients_reach_only_layernorms_and_head():
 
 def test_feature_equals_open_clip_vision_forward(tmp_path):
     """With untouched LayerNorms the detector's CLS feature is open_clip's pre-projection output,
-    and weights load from a local open_clip checkpoint file."""
+    and weights load from a local open_clip checkpoint file. ViT-B-16 is an OpenAI arch, so the
+    tower is QuickGELU also for a local file (docs/ARCHITECTURE.md): the reference must be too."""
     import open_clip
     from safetensors.torch import save_file
 
     torch.manual_seed(0)
-    reference = open_clip.create_model("ViT-B-16", pretrained=None)
+    reference = open_clip.create_model("ViT-B-16", pretrained=None, force_quick_gelu=True)
     reference.eval()
     weights = tmp_path / "open_clip_model.safetensors"
     save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(weights))

@@ -9,14 +9,14 @@ from open_clip.model import _build_vision_tower
 from open_clip.transformer import ResidualAttentionBlock
 
 from training.models.backbones.fast_block import FastResidualAttentionBlock, _foldable
-from training.models.backbones.open_clip_vit import OpenClipVisionBackbone
+from training.models.backbones.open_clip_vit import OpenClipTower
 
 TINY = {"image_size": 32, "patch_size": 8, "width": 64, "layers": 3, "head_width": 16}
 
 
-def ln_tuned_backbone(quick_gelu: bool) -> OpenClipVisionBackbone:
+def ln_tuned_backbone(quick_gelu: bool) -> OpenClipTower:
     torch.manual_seed(0)
-    backbone = OpenClipVisionBackbone(arch="custom", pretrained=None, vision_cfg=TINY, quick_gelu=quick_gelu)
+    backbone = OpenClipTower(arch="custom", pretrained=None, vision_cfg=TINY, quick_gelu=quick_gelu)
     for name, param in backbone.named_parameters():
         param.requires_grad = "ln" in name
         if "ln" in name:  # move LayerNorms away from (1, 0) so their gradients are not special
@@ -69,7 +69,7 @@ def test_first_token_path_equals_the_full_block_for_full_fine_tuning():
 
 
 def test_average_pooling_keeps_every_patch_token():
-    backbone = OpenClipVisionBackbone(arch="custom", pretrained=None, vision_cfg={**TINY, "pool_type": "avg"})
+    backbone = OpenClipTower(arch="custom", pretrained=None, vision_cfg={**TINY, "pool_type": "avg"})
     images = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(backbone.feature(images), backbone(images)[:, 1:].mean(dim=1))
 

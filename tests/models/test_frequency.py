@@ -8,7 +8,7 @@ import torch
 
 from training.models.modules.frequency import (FFTBranch, FreqAdapter, forward_with_adapters, haar_dwt2d,
                                                haar_idwt2d, high_frequency_bins, resolve_block_indices)
-from training.models.backbones.open_clip_vit import OpenClipVisionBackbone
+from training.models.backbones.open_clip_vit import OpenClipTower
 
 TINY = {"image_size": 32, "patch_size": 8, "width": 32, "layers": 2, "head_width": 16}
 
@@ -65,7 +65,7 @@ def test_block_indices_resolve_and_are_checked():
 
 def test_zero_initialised_adapters_leave_the_backbone_output_unchanged_then_learn():
     torch.manual_seed(0)
-    backbone = OpenClipVisionBackbone("custom", None, TINY).eval()
+    backbone = OpenClipTower("custom", None, TINY).eval()
     adapter = FreqAdapter(width=32, patch_size=8, num_layers=2, fusion="blocks", blocks=[0, 1])
     images = torch.randn(2, 3, 32, 32)
     freq_tokens = adapter.tokens(images)

@@ -4,8 +4,9 @@
 (``ra2_in1k`` ...), a path to a weights file, or ``null`` (random init, only
 when asked for). Weights are looked for, without touching the network, in
 
-1. ``<weights_dir>/<model_name>/<tag>/`` (``model.safetensors``, ``pytorch_model.bin``
-   or the file name of timm's download URL),
+1. ``<weights_dir>/<model_name>/<tag>/`` (``model.safetensors``, ``pytorch_model.bin``,
+   open_clip's ``open_clip_model.safetensors`` of a timm trunk, or the file name of timm's
+   download URL),
 2. the Hugging Face cache (timm's ``pretrained_cfg.hf_hub_id``),
 3. the torch hub cache (``<torch hub dir>/checkpoints/<URL file name>``), where timm
    puts weights it downloads from a URL.
@@ -29,6 +30,9 @@ from training.registry import BACKBONES
 from training.errors import UserError
 
 WEIGHT_FILENAMES = ("model.safetensors", "pytorch_model.bin")
+# open_clip's files of timm towers (PE-Core, SigLIP2): the timm model sits under visual.trunk.*
+OPEN_CLIP_FILENAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+OPEN_CLIP_TRUNK_PREFIX = "visual.trunk."
 IMAGENET_TAG = "imagenet"  # "the model's default timm weights", whatever their tag
 
 
@@ -62,7 +66,7 @@ def _url_filename(cfg: Mapping[str, Any]) -> Optional[str]:
 
 def candidate_files(model_name: str, cfg: Mapping[str, Any], weights_dir: Path) -> List[Path]:
     """Where the weights may already lie on this machine, in the order they are tried."""
-    names = list(WEIGHT_FILENAMES)
+    names = list(WEIGHT_FILENAMES) + list(OPEN_CLIP_FILENAMES)
     if _url_filename(cfg):
         names.append(_url_filename(cfg))
     local = weights_dir / model_name / cfg["tag"]
@@ -114,7 +118,42 @@ def read_state_dict(path: Path) -> Dict[str, torch.Tensor]:
             if isinstance(state.get(wrapper), Mapping):
                 state = dict(state[wrapper])
                 break
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    if any(k.startswith(OPEN_CLIP_TRUNK_PREFIX) for k in state):  # an open_clip file: keep the timm trunk
+        state = {k[len(OPEN_CLIP_TRUNK_PREFIX):]: v for k, v in state.items() if k.startswith(OPEN_CLIP_TRUNK_PREFIX)}
+    return state
+
+
+def _download(model_name: str, cfg: Mapping[str, Any], weights_dir: Path) -> Path:
+    try:
+        if cfg.get("hf_hub_id"):
+            from huggingface_hub import hf_hub_download
+
+            return Path(hf_hub_download(cfg["hf_hub_id"], WEIGHT_FILENAMES[0]))
+        from timm.models._hub import download_cached_file
+
+        return Path(download_cached_file(cfg["url"]))
+    except Exception as error:  # network errors come in many types
+        raise PretrainedWeightsMissing(missing_weights_message(model_name, cfg, weights_dir)
+                                       + f" (download failed: {error})") from error
+
+
+def resolve_weights_file(model_name: str, pretrained: str, weights_dir: Path, allow_download: bool) -> Path:
+    """The weights file for ``pretrained`` (a file path, or a timm tag of ``model_name``), found
+    offline as the module docstring says; downloaded only with ``allow_download``."""
+    path = Path(pretrained)
+    if path.is_file():
+        return path
+    if os.sep in pretrained or pretrained.endswith((".safetensors", ".bin", ".pth", ".pt")):
+        raise PretrainedWeightsMissing(
+            f"model.backbone.pretrained '{pretrained}' looks like a file path but no such file exists.")
+    cfg = pretrained_cfg_for(model_name, pretrained)
+    found = find_local_weights(model_name, cfg, weights_dir)
+    if found is None and allow_download:
+        found = _download(model_name, cfg, weights_dir)
+    if found is None:
+        raise PretrainedWeightsMissing(missing_weights_message(model_name, cfg, weights_dir))
+    return found
 
 
 # "timm" is the timm ViT tower (timm_vit.py); this pooled-feature CNN wrapper is "timm_cnn".
@@ -148,32 +187,9 @@ class TimmBackbone(nn.Module):
         self.pretrained_cfg.pop("state_dict", None)  # keep the config small and printable
 
     def _pretrained_state(self, pretrained: str, weights_dir: Path, allow_download: bool) -> Dict[str, torch.Tensor]:
-        path = Path(pretrained)
-        if not path.is_file():
-            if os.sep in pretrained or pretrained.endswith((".safetensors", ".bin", ".pth", ".pt")):
-                raise PretrainedWeightsMissing(
-                    f"model.backbone.pretrained '{pretrained}' looks like a file path but no such file exists.")
-            cfg = pretrained_cfg_for(self.model_name, pretrained)
-            path = find_local_weights(self.model_name, cfg, weights_dir)
-            if path is None and allow_download:
-                path = self._download(cfg, weights_dir)
-            if path is None:
-                raise PretrainedWeightsMissing(missing_weights_message(self.model_name, cfg, weights_dir))
+        path = resolve_weights_file(self.model_name, pretrained, weights_dir, allow_download)
         self.weights_file = str(path)
         return read_state_dict(path)
-
-    def _download(self, cfg: Mapping[str, Any], weights_dir: Path) -> Path:
-        try:
-            if cfg.get("hf_hub_id"):
-                from huggingface_hub import hf_hub_download
-
-                return Path(hf_hub_download(cfg["hf_hub_id"], WEIGHT_FILENAMES[0]))
-            from timm.models._hub import download_cached_file
-
-            return Path(download_cached_file(cfg["url"]))
-        except Exception as error:  # network errors come in many types
-            raise PretrainedWeightsMissing(missing_weights_message(self.model_name, cfg, weights_dir)
-                                           + f" (download failed: {error})") from error
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model.forward_head(self.model.forward_features(images), pre_logits=True)

@@ -9,12 +9,13 @@ A detector is an ``nn.Module`` registered by name that
 * ``losses(batch, out) -> {"total", ...named parts}``.
 
 Checkpoints store ``checkpoint_state()``; detectors that train a small part of a
-big frozen backbone override it (and ``load_checkpoint_state``) to save only
-what changed.
+big frozen vision tower derive from ``PretrainedTowerDetector``, which saves only
+what changed (compact checkpoints, docs/ARCHITECTURE.md).
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any, Dict, Set
 
 import torch
@@ -55,11 +56,39 @@ class Detector(nn.Module):
         load_state_dict_checked(self, state["state_dict"], source)
 
 
+# Detector keys that override the tower's own preprocessing (null: the tower's input_spec).
+PREPROCESSING_DEFAULTS: Dict[str, Any] = {"resize_mode": None, "interpolation": None, "mean": None, "std": None}
+
+
 class PretrainedTowerDetector(Detector):
-    """A detector around a pretrained open_clip tower (``self.backbone``) that may train only a
-    small part of it. Such checkpoints are *compact*: the trainable parameters plus the
-    backbone's name, pretrained tag and a hash of its frozen weights; loading verifies the hash
-    (the frozen rest is rebuilt from the config, so it must be the same weights)."""
+    """A detector around a vision tower (``self.backbone``, training/models/backbones/tower.py)
+    that may train only a small part of it. Such checkpoints are *compact*: the trainable
+    parameters plus the tower's identity (family, arch, pretrained tag) and a hash of its frozen
+    weights; loading verifies the hash (the frozen rest is rebuilt from the config, so it must
+    be the same weights)."""
+
+    @classmethod
+    def default_config(cls) -> Dict[str, Any]:
+        """``backbone`` holds every tower key (tower.tower_config_defaults) under this detector's
+        own defaults (arch, pretrained)."""
+        from training.models.backbones.tower import tower_config_defaults
+
+        cfg = super().default_config()
+        cfg["backbone"] = {**tower_config_defaults(), **cfg.get("backbone", {})}
+        return cfg
+
+    def _build_backbone(self, backbone_cfg: Dict[str, Any]):
+        from training.models.backbones.tower import build_tower
+
+        return build_tower(backbone_cfg)
+
+    def _tower_input_spec(self, cfg: Dict[str, Any], **fields: Any) -> InputSpec:
+        """The tower's input spec with the detector's overrides (non-null ``resize_mode``,
+        ``interpolation``, ``mean``, ``std``) and the detector's own ``fields``."""
+        spec = self.backbone.input_spec
+        overrides = {key: (tuple(cfg[key]) if key in ("mean", "std") else cfg[key])
+                     for key in PREPROCESSING_DEFAULTS if cfg.get(key) is not None}
+        return dataclasses.replace(spec, **overrides, **fields)
 
     def _is_compact(self) -> bool:
         """True when everything frozen comes from the pretrained tower (subclasses decide)."""
@@ -72,9 +101,8 @@ class PretrainedTowerDetector(Detector):
         if not self._is_compact():
             return super().checkpoint_state()
         trainable = {name: p.detach().cpu().clone() for name, p in self.named_parameters() if p.requires_grad}
-        backbone = self.cfg["backbone"]
         return {"format": "compact", "state_dict": trainable,
-                "backbone": {"arch": backbone["arch"], "pretrained": str(backbone["pretrained"]),
+                "backbone": {**self.backbone.identity(),
                              "frozen_weights_sha256": self.backbone.frozen_weights_hash()}}
 
     def load_checkpoint_state(self, state: Dict[str, Any], source: str = "checkpoint") -> None:
@@ -82,14 +110,23 @@ class PretrainedTowerDetector(Detector):
             return super().load_checkpoint_state(state, source)
         from training.engine.checkpoint import CheckpointError, load_state_dict_checked
 
-        expected = state["backbone"]["frozen_weights_sha256"]
+        stored = state["backbone"]
+        stored_tower = stored.get("tower", "open_clip")  # checkpoints from before towers existed
+        identity = self.backbone.identity()
+        if stored_tower != identity["tower"]:
+            raise CheckpointError(
+                f"{source} is a compact checkpoint for a '{stored_tower}' tower ({stored['arch']}), but this "
+                f"config builds a '{identity['tower']}' tower ({identity['arch']}); set model.backbone.tower: "
+                f"{stored_tower} and model.backbone.arch: {stored['arch']}.")
+        expected = stored["frozen_weights_sha256"]
         actual = self.backbone.frozen_weights_hash()
         if expected != actual:
             raise CheckpointError(
-                f"{source} is a compact checkpoint for backbone {state['backbone']['arch']} "
-                f"'{state['backbone']['pretrained']}' with frozen-weight hash {expected[:16]}…, but the "
-                f"backbone built from this config hashes to {actual[:16]}…. Load the same pretrained "
-                f"weights the checkpoint was trained from (model.backbone.pretrained).")
+                f"{source} is a compact checkpoint for backbone {stored_tower} {stored['arch']} "
+                f"'{stored['pretrained']}' with frozen-weight hash {expected[:16]}…, but the "
+                f"backbone built from this config ({identity['arch']} '{identity['pretrained']}') hashes to "
+                f"{actual[:16]}…. Load the same pretrained weights the checkpoint was trained from "
+                f"(model.backbone.arch / model.backbone.pretrained).")
         missing = self._trainable_names() - set(state["state_dict"])
         if missing:
             raise CheckpointError(f"{source}: compact checkpoint lacks trainable parameter(s) "

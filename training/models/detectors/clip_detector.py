@@ -1,10 +1,12 @@
-"""CLIP ViT detector with LayerNorm tuning (LN-CLIP, arXiv 2503.19683; GenD recipe).
+"""The LayerNorm-tuning detector on any vision tower (LN-CLIP, arXiv 2503.19683; GenD, arXiv 2508.06248).
 
-Feature = CLS token after the vision tower's final LayerNorm, before the
-projection; L2-normalised; one linear layer (no scale) → 2 logits. With
-``tuning: ln`` only the weight and bias of every LayerNorm of the tower (ln_pre,
-ln_1/ln_2 of each block, ln_post) and the head train: 41,474 parameters for
-ViT-B/16 and 104,450 for ViT-L/14, as in the reference code.
+Registered as ``clip`` (its first tower; every config keeps working) and works on every tower
+family (docs/ARCHITECTURE.md): feature = the tower's pooled feature (CLIP: CLS token after the
+final LayerNorm, before the projection; PE: the attention pool; DINO: CLS after the final
+norm); L2-normalised; one linear layer (no scale) → 2 logits. With ``tuning: ln`` only the
+tower's LayerNorms (``tower.layernorms()``, GenD's tuned set) and the head train: 41,474
+parameters for CLIP ViT-B/16, 104,450 for ViT-L/14, 106,498 for PE-Core-L/14, 102,402 for
+DINOv3 ViT-L/16 and DINOv2 ViT-L/14, as in the reference code.
 
 The framework's own modules are config switches, all off by default (then the
 detector is exactly LN-CLIP: same parameters, outputs and checkpoint keys):
@@ -34,9 +36,8 @@ from training.losses.classification import cross_entropy
 from training.losses.consistency import CONSISTENCY_KINDS, prediction_consistency
 from training.losses.hypersphere import hypersphere_terms
 from training.losses.identity import identity_adversarial_loss
-from training.models.backbones.open_clip_vit import OpenClipVisionBackbone
-from training.models.detectors.base import PretrainedTowerDetector
-from training.models.input_spec import CLIP_MEAN, CLIP_STD, InputSpec
+from training.models.detectors.base import PREPROCESSING_DEFAULTS, PretrainedTowerDetector
+from training.models.input_spec import InputSpec
 from training.models.modules.boundary import BoundaryMining, mask_boundary_target
 from training.models.modules.frequency import FreqAdapter, forward_with_adapters
 from training.models.modules.heads import build_head
@@ -51,22 +52,13 @@ CLASSIFICATION_LOSSES = ("ce", "arc_margin")
 @DETECTORS.register("clip")
 class ClipDetector(PretrainedTowerDetector):
     DEFAULTS: Dict[str, Any] = {
-        "backbone": {
-            "arch": "ViT-B-16",  # any open_clip ViT name, or "custom" with vision_cfg
-            "pretrained": "openai",  # open_clip tag, local file, or null (random init)
-            "vision_cfg": None,  # overrides of open_clip's vision config (custom sizes)
-            "quick_gelu": None,  # null: as the pretrained weights were trained
-            "weights_dir": "weights",  # where <arch>/<tag>/open_clip_model.safetensors is looked for
-            "allow_download": False,
-            "conv_stem": False,  # conv patch embedding: random-init towers only (backbones/conv_stem.py)
-        },
+        # The vision tower (every key: backbones/tower.py, docs/ARCHITECTURE.md).
+        "backbone": {"tower": "open_clip", "arch": "ViT-B-16", "pretrained": "openai"},
         "tuning": "ln",  # ln: LayerNorms + head | full | linear_probe (head only)
         "head": "linear",  # linear | ln_mlp
         "head_hidden": 512,
         "normalize_feature": True,
-        "resize_mode": "resize_center_crop",
-        "mean": list(CLIP_MEAN),
-        "std": list(CLIP_STD),
+        **PREPROCESSING_DEFAULTS,  # null: the tower's own (input_spec)
         "loss": {"ce": 1.0, "label_smoothing": 0.0, "alignment": 0.0, "alignment_alpha": 2.0,
                  "uniformity": 0.0, "uniformity_t": 2.0,
                  # ce: weight of the classification loss, which is CE or ArcMargin (arc_s, arc_m)
@@ -105,12 +97,7 @@ class ClipDetector(PretrainedTowerDetector):
         self.cfg = cfg
         if cfg["tuning"] not in TUNING_MODES:
             raise ValueError(f"model.tuning '{cfg['tuning']}' is not one of {', '.join(TUNING_MODES)}.")
-        backbone_cfg = cfg["backbone"]
-        self.backbone = OpenClipVisionBackbone(
-            arch=backbone_cfg["arch"], pretrained=backbone_cfg["pretrained"],
-            vision_cfg=backbone_cfg["vision_cfg"], quick_gelu=backbone_cfg["quick_gelu"],
-            weights_dir=backbone_cfg["weights_dir"], allow_download=backbone_cfg["allow_download"],
-            conv_stem=backbone_cfg["conv_stem"])
+        self.backbone = self._build_backbone(cfg["backbone"])
         self.head = build_head(cfg["head"], self.backbone.width, 2, cfg["head_hidden"])
         self._apply_tuning_mode(cfg["tuning"])
         self._check_loss_config(cfg)
@@ -123,14 +110,12 @@ class ClipDetector(PretrainedTowerDetector):
         self.freq = self._build_freq(cfg) if cfg["freq"]["enabled"] else None
         self.boundary = self._build_boundary(cfg) if cfg["boundary"]["enabled"] else None
         self.identity = self._build_identity(cfg) if cfg["identity"]["enabled"] else None
-        self._input_spec = InputSpec(resolution=self.backbone.image_size, mean=tuple(cfg["mean"]),
-                                     std=tuple(cfg["std"]), resize_mode=cfg["resize_mode"],
-                                     with_mask=self._wants_masks())
+        self._input_spec = self._tower_input_spec(cfg, with_mask=self._wants_masks())
 
     # -- optional modules ------------------------------------------------------------
     @property
     def patch_size(self) -> int:
-        return self.backbone.image_size // self.backbone.grid_size[0]
+        return self.backbone.patch_size
 
     def _check_loss_config(self, cfg: Dict[str, Any]) -> None:
         loss = cfg["loss"]
@@ -193,13 +178,12 @@ class ClipDetector(PretrainedTowerDetector):
         return self._input_spec
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """CLS feature after ln_post (before projection, before L2 normalisation)."""
+        """The tower's feature (CLIP: CLS after ln_post, before projection), before L2 normalisation."""
         return self.backbone.feature(images)
 
     def encode_with_modules(self, images: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """The pooled feature (CLS token, or mean patch token with pool_type avg) with the enabled
-        Freq-Adapter / Boundary Mining fused in (before L2 normalisation), and the modules'
-        auxiliary outputs."""
+        """The tower's pooled feature with the enabled Freq-Adapter / Boundary Mining fused in
+        (before L2 normalisation), and the modules' auxiliary outputs."""
         extras: Dict[str, torch.Tensor] = {}
         freq_tokens = self.freq.tokens(images) if self.freq is not None else None
         if freq_tokens is not None and len(self.freq.adapters):
@@ -213,7 +197,7 @@ class ClipDetector(PretrainedTowerDetector):
             if freq_logits is not None:
                 extras["freq_logits"] = freq_logits
         if self.boundary is not None:
-            feat, extras["boundary_logits"] = self.boundary(feat, tokens[:, 1:], images)
+            feat, extras["boundary_logits"] = self.boundary(feat, self.backbone.patch_tokens(tokens), images)
         return feat, extras
 
     def forward(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""CLIP-STAN: a spatial-temporal branch on the last K blocks of a CLIP ViT.
+"""CLIP-STAN: a spatial-temporal branch on the last K blocks of a ViT tower (CLIP by default).
 
 STAN (Liu et al., CVPR 2023, "Revisiting Temporal Modeling for CLIP-based
 Image-to-Video Knowledge Transferring") as ported to deepfake detection by the
@@ -16,14 +16,15 @@ ToExperienceMore thesis, with the port's errors fixed (docs/TEMPORAL.md):
   of block s + j, i.e. feeds a copy of block s + j with features that already
   went through it, at twice the scale; averaging the input of the same block
   keeps the copied block on the features it was trained for.
-* Token layout: frame-major ``(B·T, 1+N, D)`` for the spatial blocks,
+* Token layout: frame-major ``(B·T, P+N, D)`` for the spatial blocks,
   patch-major ``(B·N, T, D)`` for temporal attention (modules/temporal.py). The
-  CLS token stays per frame (upstream shares one CLS across the clip's
-  frames); the CLS tokens take part in spatial attention only.
-* Fusion: per frame ``ln_post(½(CLIP CLS + branch CLS))`` (or the mean patch
-  token of the fused tokens when the tower pools with ``pool_type: avg``),
-  mean over the T frames, L2 normalisation (``normalize_feature``), then the
-  same head as the CLIP detector.
+  P prefix tokens (CLS, registers) stay per frame (upstream shares one CLS across
+  the clip's frames) and take part in spatial attention only.
+* Fusion: per frame ``pool(final_norm(½(CLIP tokens + branch tokens)))`` with the
+  tower's norm and pooling (CLIP: ``ln_post`` and the CLS token), mean over the T
+  frames, L2 normalisation (``normalize_feature``), then the same head as the
+  CLIP detector. Any tower works (docs/ARCHITECTURE.md); the blocks run through
+  ``tower.run_block``, so per-block context (rotary embeddings) reaches the copies too.
 
 Why these choices: at initialisation every temporal layer is the identity and
 every branch block computes what its CLIP block computes, so the branch
@@ -43,7 +44,7 @@ copied spatial blocks like the tower they came from. The head always trains.
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 import torch
@@ -53,9 +54,8 @@ from torch.utils.checkpoint import checkpoint
 
 from training.losses.classification import cross_entropy
 from training.losses.hypersphere import hypersphere_terms
-from training.models.backbones.open_clip_vit import OpenClipVisionBackbone
-from training.models.detectors.base import PretrainedTowerDetector
-from training.models.input_spec import CLIP_MEAN, CLIP_STD, InputSpec
+from training.models.detectors.base import PREPROCESSING_DEFAULTS, PretrainedTowerDetector
+from training.models.input_spec import InputSpec
 from training.models.modules.heads import build_head
 from training.models.modules.temporal import (TemporalAttention, frames_to_patch_sequences,
                                               patch_sequences_to_frames)
@@ -66,42 +66,43 @@ BRANCH_TRAINABLE = ("all", "temporal_only")
 
 
 class StanLayer(nn.Module):
-    """One branch layer: temporal attention per patch, then a spatial (CLIP) block per frame."""
+    """One branch layer: temporal attention per patch, then a spatial (tower) block per frame."""
 
     def __init__(self, spatial_block: nn.Module, width: int, heads: int, drop_path: float):
         super().__init__()
         self.temporal = TemporalAttention(width, heads, drop_path)
         self.spatial = spatial_block
 
-    def forward(self, tokens: torch.Tensor, frames: int, time_embed: torch.Tensor) -> torch.Tensor:
-        """``tokens``: frame-major ``(B·T, 1+N, D)``; returns the same layout."""
-        cls, patches = tokens[:, :1], tokens[:, 1:]
+    def forward(self, tokens: torch.Tensor, frames: int, time_embed: torch.Tensor, num_prefix_tokens: int,
+                run_spatial: Callable[[torch.Tensor, nn.Module], torch.Tensor]) -> torch.Tensor:
+        """``tokens``: frame-major ``(B·T, P+N, D)``; returns the same layout. ``run_spatial(tokens,
+        block)`` runs the spatial block as the tower runs its own (``tower.run_block``)."""
+        prefix, patches = tokens[:, :num_prefix_tokens], tokens[:, num_prefix_tokens:]
         sequences = self.temporal(frames_to_patch_sequences(patches, frames), time_embed)
         patches = patch_sequences_to_frames(sequences, patches.shape[1])
-        return self.spatial(torch.cat([cls, patches], dim=1))
+        return run_spatial(torch.cat([prefix, patches], dim=1), self.spatial)
 
 
-def _tune(module: nn.Module, mode: str) -> None:
-    """requires_grad for a CLIP-like module: all (full), LayerNorms only (ln) or nothing (frozen)."""
+def _tune(module: nn.Module, mode: str, norms: List[nn.Module]) -> None:
+    """requires_grad for a tower or a copied block: all (full), its LayerNorms ``norms`` only (ln)
+    or nothing (frozen)."""
     module.requires_grad_(mode == "full")
     if mode == "ln":
-        for sub in module.modules():
-            if isinstance(sub, nn.LayerNorm):
-                sub.requires_grad_(True)
+        for norm in norms:
+            norm.requires_grad_(True)
+
+
+def _norms_of_copy(original: nn.Module, copy_: nn.Module, tower_norms: List[nn.Module]) -> List[nn.Module]:
+    """The modules of ``copy_`` (a deep copy of ``original``) at the places of the tower's LayerNorms."""
+    ids = {id(m) for m in tower_norms}
+    return [copy_.get_submodule(name) for name, sub in original.named_modules() if id(sub) in ids]
 
 
 @DETECTORS.register("clip_stan")
 class ClipStanDetector(PretrainedTowerDetector):
     DEFAULTS: Dict[str, Any] = {
-        "backbone": {
-            "arch": "ViT-B-16",  # any open_clip ViT name, or "custom" with vision_cfg
-            "pretrained": "openai",  # open_clip tag, local file, or null (random init)
-            "vision_cfg": None,
-            "quick_gelu": None,
-            "weights_dir": "weights",
-            "allow_download": False,
-            "conv_stem": False,  # conv patch embedding: random-init towers only (backbones/conv_stem.py)
-        },
+        # The vision tower (every key: backbones/tower.py, docs/ARCHITECTURE.md).
+        "backbone": {"tower": "open_clip", "arch": "ViT-B-16", "pretrained": "openai"},
         "frames": 8,  # T: frames per clip (the data layer builds clips of this length)
         "branch_depth": 4,  # K: the branch runs along the last K CLIP blocks
         "tuning": "ln",  # CLIP tower: ln (its LayerNorms) | full | frozen
@@ -111,9 +112,7 @@ class ClipStanDetector(PretrainedTowerDetector):
         "head": "linear",  # linear | ln_mlp (same head module as the CLIP detector)
         "head_hidden": 512,
         "normalize_feature": True,
-        "resize_mode": "resize_center_crop",
-        "mean": list(CLIP_MEAN),
-        "std": list(CLIP_STD),
+        **PREPROCESSING_DEFAULTS,  # null: the tower's own (input_spec)
         "loss": {"ce": 1.0, "label_smoothing": 0.0, "alignment": 0.0, "alignment_alpha": 2.0,
                  "uniformity": 0.0, "uniformity_t": 2.0},
     }
@@ -122,12 +121,7 @@ class ClipStanDetector(PretrainedTowerDetector):
         super().__init__()
         self.cfg = cfg
         self._check_config(cfg)
-        backbone_cfg = cfg["backbone"]
-        self.backbone = OpenClipVisionBackbone(
-            arch=backbone_cfg["arch"], pretrained=backbone_cfg["pretrained"],
-            vision_cfg=backbone_cfg["vision_cfg"], quick_gelu=backbone_cfg["quick_gelu"],
-            weights_dir=backbone_cfg["weights_dir"], allow_download=backbone_cfg["allow_download"],
-            conv_stem=backbone_cfg["conv_stem"])
+        self.backbone = self._build_backbone(cfg["backbone"])
         n_blocks = len(self.backbone.blocks)
         depth = int(cfg["branch_depth"])
         if not 1 <= depth <= n_blocks:
@@ -136,7 +130,7 @@ class ClipStanDetector(PretrainedTowerDetector):
         self.frames = int(cfg["frames"])
         self.first_branch_block = n_blocks - depth
         width = self.backbone.width
-        heads = self.backbone.blocks[0].attn.num_heads
+        heads = self.backbone.num_heads
         rates = np.linspace(0.0, float(cfg["drop_path"]), depth).tolist()  # deeper layers drop more (STAN)
         # The spatial blocks start as copies of the (pretrained) CLIP blocks they run beside.
         self.branch = nn.ModuleList(
@@ -146,9 +140,7 @@ class ClipStanDetector(PretrainedTowerDetector):
         nn.init.normal_(self.time_embed, std=0.02)
         self.head = build_head(cfg["head"], width, 2, cfg["head_hidden"])
         self._set_trainable()
-        self._input_spec = InputSpec(resolution=self.backbone.image_size, mean=tuple(cfg["mean"]),
-                                     std=tuple(cfg["std"]), resize_mode=cfg["resize_mode"],
-                                     frames_per_sample=self.frames)
+        self._input_spec = self._tower_input_spec(cfg, frames_per_sample=self.frames)
 
     @staticmethod
     def _check_config(cfg: Dict[str, Any]) -> None:
@@ -164,10 +156,12 @@ class ClipStanDetector(PretrainedTowerDetector):
             raise ValueError(f"model.drop_path = {cfg['drop_path']} must be in [0, 1).")
 
     def _set_trainable(self) -> None:
-        _tune(self.backbone, self.cfg["tuning"])
+        tower_norms = self.backbone.layernorms()
+        _tune(self.backbone, self.cfg["tuning"], tower_norms)
         spatial_mode = "full" if self.cfg["branch_trainable"] == "all" else self.cfg["tuning"]
-        for layer in self.branch:
-            _tune(layer.spatial, spatial_mode)
+        for j, layer in enumerate(self.branch):
+            original = self.backbone.blocks[self.first_branch_block + j]
+            _tune(layer.spatial, spatial_mode, _norms_of_copy(original, layer.spatial, tower_norms))
             layer.temporal.requires_grad_(True)
         self.time_embed.requires_grad_(True)
         self.head.requires_grad_(True)
@@ -203,26 +197,31 @@ class ClipStanDetector(PretrainedTowerDetector):
         return images.reshape(batch * frames, *images.shape[2:])
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Clip feature ``mean_t pool(ln_post(½(CLIP tokens_t + branch tokens_t)))`` before L2
-        normalisation; pool is the tower's (CLS token, or mean patch token with pool_type avg)."""
+        """Clip feature ``mean_t pool(final_norm(½(tower tokens_t + branch tokens_t)))`` before L2
+        normalisation, with the tower's final norm and pooling (CLIP: ln_post, CLS token)."""
         batch = images.shape[0]
         frames = self._frames_of(images)
-        blocks = self.backbone.blocks
-        tower_trains = any(p.requires_grad for p in self.backbone.parameters())
+        tower = self.backbone
+        tower_trains = any(p.requires_grad for p in tower.parameters())
         # A frozen tower needs no autograd graph: only the branch and head get gradients.
         tower_grad = torch.is_grad_enabled() and tower_trains
         with torch.set_grad_enabled(tower_grad):
-            tokens = self.backbone.embed(frames)
-            for block in blocks[:self.first_branch_block]:
-                tokens = self._run(block, tokens)
+            tokens = tower.embed(frames)
+            for index in range(self.first_branch_block):
+                tokens = self._run(tower.run_block, tokens, index)
         branch = None
         for j, layer in enumerate(self.branch):
-            # The CLIP tokens entering block s+j feed branch layer j (averaged with the branch).
+            index = self.first_branch_block + j
+
+            def run_spatial(spatial_in: torch.Tensor, block: nn.Module, index: int = index) -> torch.Tensor:
+                return tower.run_block(spatial_in, index, block=block)  # a copy of block `index`
+
+            # The tower tokens entering block s+j feed branch layer j (averaged with the branch).
             branch_in = tokens if branch is None else 0.5 * (branch + tokens)
-            branch = self._run(layer, branch_in, self.frames, self.time_embed)
+            branch = self._run(layer, branch_in, self.frames, self.time_embed, tower.num_prefix_tokens, run_spatial)
             with torch.set_grad_enabled(tower_grad):
-                tokens = self._run(blocks[self.first_branch_block + j], tokens)
-        fused = self.backbone.pooled(self.backbone.visual.ln_post(0.5 * (tokens + branch)))  # (B·T, D)
+                tokens = self._run(tower.run_block, tokens, index)
+        fused = tower.pooled(tower.final_norm(0.5 * (tokens + branch)))  # (B·T, D)
         return fused.reshape(batch, self.frames, -1).mean(dim=1)
 
     def forward(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:

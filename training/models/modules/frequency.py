@@ -1,4 +1,4 @@
-"""Freq-Adapter: frequency-domain evidence fused with the CLIP visual tokens.
+"""Freq-Adapter: frequency-domain evidence fused with a ViT tower's visual tokens.
 
 Forgery traces (up-sampling, blending, re-compression) live in the high
 frequencies that a CLIP encoder, trained on semantics, largely ignores. Two
@@ -20,8 +20,8 @@ Each branch is a light conv stack; a 1×1 conv mixes them into frequency
 tokens (B, N, dim). They reach the detector in one or both ways:
 
 * ``blocks``: bottleneck adapters after chosen ViT blocks add
-  ``up(gelu(down(token) + freq(freq_token)))`` to every token (the CLS token
-  gets the image-level mean of the frequency tokens);
+  ``up(gelu(down(token) + freq(freq_token)))`` to every token (the prefix tokens,
+  CLS and any registers, get the image-level mean of the frequency tokens);
 * ``cls``: the mean frequency token is concatenated to the final CLS feature
   and projected back (:class:`ZeroInitFusion`).
 
@@ -147,13 +147,14 @@ class TokenAdapter(nn.Module):
         self.freq = nn.Linear(freq_dim, bottleneck)
         self.up = zero_init_(nn.Linear(bottleneck, width))
 
-    def forward(self, tokens: torch.Tensor, freq_tokens: torch.Tensor) -> torch.Tensor:
-        if tokens.shape[1] != freq_tokens.shape[1] + 1:
+    def forward(self, tokens: torch.Tensor, freq_tokens: torch.Tensor, num_prefix_tokens: int = 1) -> torch.Tensor:
+        if tokens.shape[1] != freq_tokens.shape[1] + num_prefix_tokens:
             raise ValueError(f"Freq-Adapter: the ViT has {tokens.shape[1]} tokens but the frequency grid has "
-                             f"{freq_tokens.shape[1]} patches (+1 CLS expected); the adapter supports plain "
-                             f"CLS + patch-token ViTs without patch dropout.")
-        # The CLS token gets the image-level summary, each patch token its own patch's evidence.
-        freq = torch.cat([freq_tokens.mean(1, keepdim=True), freq_tokens], dim=1).to(tokens.dtype)
+                             f"{freq_tokens.shape[1]} patches (+{num_prefix_tokens} prefix tokens expected); the "
+                             f"adapter supports prefix + patch-token ViTs without patch dropout.")
+        # Prefix tokens (CLS, registers) get the image-level summary, each patch token its own patch's evidence.
+        summary = freq_tokens.mean(1, keepdim=True).expand(-1, num_prefix_tokens, -1)
+        freq = torch.cat([summary, freq_tokens], dim=1).to(tokens.dtype)
         return tokens + self.up(F.gelu(self.down(tokens) + self.freq(freq)))
 
 
@@ -214,17 +215,14 @@ class FreqAdapter(nn.Module):
         return None if self.head is None else self.head(freq_tokens.mean(1))
 
 
-def forward_with_adapters(backbone: nn.Module, images: torch.Tensor, adapter: FreqAdapter,
+def forward_with_adapters(tower: nn.Module, images: torch.Tensor, adapter: FreqAdapter,
                           freq_tokens: torch.Tensor) -> torch.Tensor:
-    """The backbone's forward (embed → blocks → ln_post) with the adapters applied after
-    their blocks; with zero-initialised adapters it equals ``backbone(images)`` exactly."""
-    transformer = backbone.visual.transformer
-    if not getattr(transformer, "batch_first", True):
-        raise ValueError("Freq-Adapter block injection needs a batch-first open_clip transformer.")
-    tokens = backbone.embed(images)
-    for index, block in enumerate(backbone.blocks):
-        tokens = block(tokens)
+    """The tower's forward (embed → blocks → final norm, backbones/tower.py) with the adapters
+    applied after their blocks; with zero-initialised adapters it equals ``tower(images)``."""
+    tokens = tower.embed(images)
+    for index in range(len(tower.blocks)):
+        tokens = tower.run_block(tokens, index)
         block_adapter = adapter.adapter_for(index)
         if block_adapter is not None:
-            tokens = block_adapter(tokens, freq_tokens)
-    return backbone.visual.ln_post(tokens)
+            tokens = block_adapter(tokens, freq_tokens, tower.num_prefix_tokens)
+    return tower.final_norm(tokens)
