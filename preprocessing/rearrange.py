@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
+from training.cli import cli_parser, run_cli
 from training.registry import DATASET_ADAPTERS, import_builtin_components
 from training.utils.atomic import atomic_write_json
 
@@ -45,7 +46,9 @@ def rearrange(dataset: str, dataset_root: Path, data_root: Path, compression: Op
     context = AdapterContext(dataset_root, data_root, compression, dict(options or {}))
     result = adapter(context)
     trees = {name: index[name] for name, index in result.indexes.items()}
-    errors, allowed = check_trees(trees, allow_overlap)
+    # The JSONs of one adapter run are views of one dataset: each is checked on its own
+    # (``check`` compares different datasets).
+    errors, allowed = check_trees(trees, allow_overlap, across_datasets=False)
     raise_on(errors)
     result.notes.extend(f"allowed overlap: {overlap.line()}" for overlap in allowed)
     for name, index in result.indexes.items():
@@ -82,7 +85,7 @@ def main(argv: Optional[Sequence[str]] = None):
 
         return check_main(argv[1:], prog="python -m preprocessing.rearrange check")
     import_builtin_components("dataset adapter")  # to list the adapters in --help
-    parser = argparse.ArgumentParser(prog="python -m preprocessing.rearrange", description=__doc__.split("\n")[0])
+    parser = cli_parser(__file__, __doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASET_ADAPTERS.names())}")
     parser.add_argument("--dataset_root", required=True, help="the dataset's folder (official layout)")
     parser.add_argument("--data_root", default="datasets", help="data root; JSONs go to <data_root>/json (datasets)")

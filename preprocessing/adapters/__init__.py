@@ -1,4 +1,5 @@
 """Dataset adapters: one module per dataset layout. Importing this package
 registers every adapter in ``training.registry.DATASET_ADAPTERS``."""
-from . import (celebdf, deeperforensics, deepfakedetection, deepspeak, demo_raw, dfdc, dfdcp,  # noqa: F401
-               faceforensics, faceshifter, ffiw, uadfv)
+from . import (celebdf, celebdf_pp, deeperforensics, deepfakedetection, deepspeak,  # noqa: F401
+               deepspeak_versions, demo_raw, df40, dfdc, dfdcp, dfdm, fakeavceleb, faceforensics, faceshifter, ffiw,
+               idforge, kodf, polyglotfake, uadfv)

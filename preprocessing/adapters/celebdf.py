@@ -25,6 +25,7 @@ from training.registry import DATASET_ADAPTERS
 
 from .common import (AdapterContext, AdapterError, AdapterResult, IndexBuilder, carve_by_identity,
                      require_file, split_of_group)
+from .scan import celeb_source
 
 REAL_FOLDERS = ("Celeb-real", "YouTube-real")
 FAKE_FOLDER = "Celeb-synthesis"
@@ -91,11 +92,7 @@ def build_celebdf(context: AdapterContext, dataset: str, prefix: str) -> Adapter
 
 
 def source_video(folder: str, video: str) -> Optional[str]:
-    """A fake ``id0_id1_0003`` is made from the target's real video ``id0_0003``."""
-    parts = video.split("_")
-    if folder != FAKE_FOLDER or len(parts) < 3:
-        return None
-    return f"{parts[0]}_{parts[-1]}"
+    return celeb_source(video) if folder == FAKE_FOLDER else None
 
 
 def _identity(folder: str, video: str) -> Optional[str]:
