@@ -11,18 +11,29 @@ a forgery mask is known, the largest overlap with the mask) is the subject. A
 spurious detection elsewhere in a few frames (the astronaut's suit) therefore
 cannot steal the face, unlike a per-frame "largest box" rule.
 
-Alignment is DeepfakeBench's (so crops are interchangeable with its data), with
-better source points: a 5-point similarity transform onto the ArcFace template
-with margin 1.3, warped to 256x256. Eye centres are the mean of each eye's six
-landmarks and the mouth points are the true corners (48, 54); DeepfakeBench used
-single eyelid points (37, 44) and points beside the corners (49, 55).
+Alignment is a 5-point similarity transform onto a template, margin 1.3, warped
+(bilinear) to 256x256. Its geometry is one of three crop profiles
+(:data:`CROP_PROFILES`, ``--crop_profile``), because published models expect the
+crops they were trained on:
+
+* ``ours`` (default): DeepfakeBench's template, better source points: eye centres
+  (mean of each eye's six landmarks), nose tip 30 and the true mouth corners 48/54;
+  least-squares fit (skimage).
+* ``deepfakebench``: DeepfakeBench's own points, single eyelid points 37/44, nose tip
+  30 and 49/55 beside the mouth corners, onto the same ArcFace template
+  (DeepfakeBench preprocessing/preprocess.py, ``get_keypts`` and ``img_align_crop``).
+  The crops LN-CLIP's numbers were made with.
+* ``gend``: GenD's template (detector.py ``align_face``) fitted with
+  ``cv2.estimateAffinePartial2D(..., LMEDS)`` as GenD does. GenD takes the 5 points
+  from SCRFD (eye centres, nose tip, mouth corners); our detector stays dlib, so they
+  come from its 68 landmarks as in ``ours`` (eye centre = mean of the six eye points).
 """
 from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -251,12 +262,20 @@ def track_subject(detections: Sequence[Sequence[Box]], max_fallback_frames: int 
 
 # ----------------------------------------------------------------------------- alignment
 
-def crop_template(size: int = 256, scale: float = 1.3) -> np.ndarray:
-    """ArcFace 5-point template for a ``size`` square crop, shrunk by ``scale`` about the centre.
+# GenD detector.py align_face, in units of the crop side: left eye, right eye, nose tip, left and
+# right mouth corner.
+GEND_TEMPLATE = np.array([[0.34, 0.46], [0.66, 0.46], [0.5, 0.64], [0.37, 0.82], [0.63, 0.82]])
 
-    Same geometry as DeepfakeBench's ``img_align_crop`` (margin ``scale - 1``).
+
+def crop_template(size: int = 256, scale: float = 1.3, template: np.ndarray = ARCFACE_TEMPLATE_112,
+                  template_size: float = 112.0) -> np.ndarray:
+    """``template`` (pixels of a ``template_size`` square) for a ``size`` square crop, shrunk by
+    ``scale`` about the centre.
+
+    This is the margin arithmetic of DeepfakeBench's ``img_align_crop`` and GenD's ``align_face``
+    (shift by size*(scale-1)/2, then multiply by size/(size*scale)) written as one step.
     """
-    points = ARCFACE_TEMPLATE_112 * (size / 112.0)
+    points = np.asarray(template, np.float64) * (size / template_size)
     centre = size / 2.0
     return (points - centre) / scale + centre
 
@@ -272,6 +291,14 @@ def alignment_points(landmarks: np.ndarray) -> np.ndarray:
     ]).astype(np.float64)
 
 
+# DeepfakeBench get_keypts: upper-eyelid points 37/44, nose tip, 49/55 beside the mouth corners.
+DEEPFAKEBENCH_POINTS = (37, 44, 30, 49, 55)
+
+
+def deepfakebench_points(landmarks: np.ndarray) -> np.ndarray:
+    return np.asarray(landmarks, np.float64)[list(DEEPFAKEBENCH_POINTS)]
+
+
 def similarity_matrix(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Least-squares similarity transform (2x3) mapping ``source`` points onto ``target``."""
     from skimage.transform import SimilarityTransform
@@ -280,6 +307,57 @@ def similarity_matrix(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     if not transform:
         raise ValueError(f"Cannot fit a similarity transform to the alignment points {source.tolist()}.")
     return np.asarray(transform.params[:2], dtype=np.float64)
+
+
+def lmeds_similarity_matrix(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """GenD's fit: OpenCV's robust (least-median) 4-DoF estimate, refined on its inliers."""
+    matrix, _ = cv2.estimateAffinePartial2D(np.asarray(source, np.float32), np.asarray(target, np.float32),
+                                            method=cv2.LMEDS)
+    if matrix is None:
+        raise ValueError(f"Cannot fit a similarity transform to the alignment points {source.tolist()}.")
+    return matrix.astype(np.float64)
+
+
+@dataclass(frozen=True)
+class CropProfile:
+    """The geometry of a face crop: source points, template, fit. All three warp bilinearly
+    (cv2.warpAffine, black border), and their references default to 256 px and scale 1.3."""
+
+    name: str
+    points: Callable[[np.ndarray], np.ndarray]  # (K, 2) landmarks -> (5, 2) source points
+    template: np.ndarray  # (5, 2) in pixels of a template_size square
+    template_size: float
+    fit: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (source, target) -> (2, 3)
+    reference: str  # where the geometry comes from
+
+    def target(self, size: int, scale: float) -> np.ndarray:
+        return crop_template(size, scale, self.template, self.template_size)
+
+    def matrix(self, landmarks: np.ndarray, size: int, scale: float) -> np.ndarray:
+        return self.fit(self.points(landmarks), self.target(size, scale))
+
+
+def _deepfakebench_fit(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    # DeepfakeBench hands float32 points to skimage (landmark.astype(np.float32), dst float32).
+    return similarity_matrix(source.astype(np.float32), target.astype(np.float32))
+
+
+CROP_PROFILES: Dict[str, CropProfile] = {profile.name: profile for profile in (
+    CropProfile("ours", alignment_points, ARCFACE_TEMPLATE_112, 112.0, similarity_matrix,
+                "DeepfakeBench's template and margin; eye centres and true mouth corners"),
+    CropProfile("deepfakebench", deepfakebench_points, ARCFACE_TEMPLATE_112, 112.0, _deepfakebench_fit,
+                "DeepfakeBench preprocessing/preprocess.py get_keypts + img_align_crop"),
+    CropProfile("gend", alignment_points, GEND_TEMPLATE, 1.0, lmeds_similarity_matrix,
+                "GenD detector.py align_face (5 points from dlib, not SCRFD)"),
+)}
+DEFAULT_CROP_PROFILE = "ours"
+
+
+def crop_profile(name: str) -> CropProfile:
+    if name not in CROP_PROFILES:
+        raise ValueError(f"Unknown crop profile {name!r}; choose one of {', '.join(CROP_PROFILES)} "
+                         f"(--crop_profile).")
+    return CROP_PROFILES[name]
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -307,9 +385,10 @@ class AlignedFace:
 
 
 def align_face(frame_bgr: np.ndarray, landmarks: np.ndarray, size: int = 256,
-               scale: float = 1.3) -> AlignedFace:
-    """Warp the face onto the template; landmarks follow the same matrix (no re-detection)."""
-    matrix = similarity_matrix(alignment_points(landmarks), crop_template(size, scale))
+               scale: float = 1.3, profile: str = DEFAULT_CROP_PROFILE) -> AlignedFace:
+    """Warp the face onto the ``profile``'s template; landmarks follow the same matrix
+    (no re-detection on the crop, unlike DeepfakeBench)."""
+    matrix = crop_profile(profile).matrix(landmarks, size, scale)
     image = warp(frame_bgr, matrix, size)
     crop_landmarks = transform_points(landmarks, matrix).astype(np.float32)
     return AlignedFace(image, crop_landmarks, matrix)

@@ -5,6 +5,7 @@ Usage::
     python -m preprocessing.preprocess --input <folder of videos or dataset layout> \
         [--output <root>] [--num_frames 32] [--workers 2] [--shard i/n] \
         [--landmark_model path.dat] [--mask_videos <folder>] [--hull_masks] [--detect_width 640]
+        [--crop_profile ours|deepfakebench|gend]
 
 Every video found below ``--input`` becomes one job. A video at
 ``<input>/<rel>/videos/<vid>.mp4`` (or ``<input>/<rel>/<vid>.mp4``) writes to
@@ -60,6 +61,10 @@ class PreprocessOptions:
     crop_size: int = 256
     crop_scale: float = 1.3
     truncation_tolerance: float = 0.1
+    crop_profile: str = faces.DEFAULT_CROP_PROFILE  # faces.CROP_PROFILES: ours | deepfakebench | gend
+
+    def __post_init__(self) -> None:
+        faces.crop_profile(self.crop_profile)  # an unknown name fails here, naming the choices
 
     def fingerprint(self) -> Dict[str, object]:
         settings = asdict(self)
@@ -135,13 +140,36 @@ def select_shard(jobs: Sequence[VideoJob], index: int, count: int) -> List[Video
             if position % count == index]
 
 
+class CropProfileMismatch(ValueError):
+    """A video of this output was done with another crop profile."""
+
+
+def manifest_crop_profile(manifest: Dict[str, object]) -> str:
+    """The crop profile a manifest was made with (manifests older than profiles: ``ours``)."""
+    return str((manifest.get("settings") or {}).get("crop_profile", faces.DEFAULT_CROP_PROFILE))
+
+
 def is_complete(job: VideoJob, options: PreprocessOptions) -> bool:
-    """Done before with the same settings, and every file the manifest lists is there."""
+    """Done before with the same settings, and every file the manifest lists is there.
+
+    Raises :class:`CropProfileMismatch` if the video was done with another crop profile: a
+    rerun would mix two crop geometries in one dataset, so resuming is refused instead."""
     try:
         manifest = json.loads(job.manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    if manifest.get("status") != "done" or manifest.get("settings") != options.fingerprint():
+    if manifest.get("status") != "done":
+        return False
+    done_with = manifest_crop_profile(manifest)
+    if done_with != options.crop_profile:
+        raise CropProfileMismatch(
+            f"{job.manifest} was made with --crop_profile {done_with}, this run asks for "
+            f"--crop_profile {options.crop_profile}. One dataset must not mix crop geometries: rerun with "
+            f"--crop_profile {done_with} to resume it, or pass another --output for the "
+            f"{options.crop_profile} crops.")
+    # Manifests written before crop profiles existed were made with today's default geometry.
+    settings = {"crop_profile": faces.DEFAULT_CROP_PROFILE, **(manifest.get("settings") or {})}
+    if settings != options.fingerprint():
         return False
     for kind in OUTPUT_KINDS:
         expected = manifest.get("files", {}).get(kind, [])
@@ -251,7 +279,8 @@ def extract_faces(frames: Dict[int, np.ndarray], options: PreprocessOptions, det
         if face.source == "fallback":
             result.fallback.append(index)
         landmarks = predictor.predict(frames[index], face.box)
-        aligned = faces.align_face(frames[index], landmarks, options.crop_size, options.crop_scale)
+        aligned = faces.align_face(frames[index], landmarks, options.crop_size, options.crop_scale,
+                                   options.crop_profile)
         result.crops[index] = aligned
         # frame -> crop matrix: maps crops, landmarks and masks back onto the video frame
         detail["matrix"] = np.round(aligned.matrix, 6).tolist()
@@ -502,9 +531,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "finds faces of 80+ px at detect_width, level 1 down to ~40 px")
     parser.add_argument("--max_fallback_frames", type=int, default=3,
                         help="sampled frames that may reuse the last box when detection fails (3)")
+    add_crop_profile_argument(parser)
     parser.add_argument("--report", help="report JSON path (default: <output>/preprocess_report[_shard-i-of-n].json)")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     return parser
+
+
+def add_crop_profile_argument(parser: argparse.ArgumentParser) -> None:
+    """``--crop_profile``: shared by this CLI and training/infer.py, which crop faces the same way."""
+    parser.add_argument("--crop_profile", choices=list(faces.CROP_PROFILES), default=faces.DEFAULT_CROP_PROFILE,
+                        help="face-crop geometry: ours (default), deepfakebench (its eyelid/mouth points, as "
+                             "LN-CLIP's data) or gend (GenD's template and LMedS fit); see docs/PREPROCESSING.md")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
@@ -519,7 +556,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     options = PreprocessOptions(
         num_frames=args.num_frames, detect_width=args.detect_width, upsample_levels=tuple(args.upsample),
         max_fallback_frames=args.max_fallback_frames, landmark_model=args.landmark_model,
-        hull_masks=args.hull_masks)
+        hull_masks=args.hull_masks, crop_profile=args.crop_profile)
     if args.landmark_model and not Path(args.landmark_model).is_file():
         raise FileNotFoundError(f"--landmark_model {args.landmark_model} does not exist.")
     if not args.landmark_model:

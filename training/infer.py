@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--detect_width", type=int, default=640, help="frames wider than this are shrunk "
                                                                       "for detection (640, as preprocess.py)")
     parser.add_argument("--landmark_model", help="dlib 68- or 81-point .dat (default: face_recognition_models' 68)")
+    from preprocessing.preprocess import add_crop_profile_argument
+
+    add_crop_profile_argument(parser)  # crop as the detector's training data was preprocessed
     parser.add_argument("--batch_size", type=int, default=32, help="frames (or clips) per forward pass")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--frames_as_video", action="store_true",
@@ -76,7 +79,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(str(error)) from None
     inferencer = load_inferencer(args.weights_path, args.detector_path, args.opts, args.device, args.num_frames,
-                                 args.detect_width, args.landmark_model, args.batch_size)
+                                 args.detect_width, args.landmark_model, args.batch_size, args.crop_profile)
 
     results, crop_names = [], set()
     for path in tqdm(inputs, unit="input", disable=args.no_progress, file=sys.stderr):

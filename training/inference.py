@@ -258,7 +258,8 @@ class Inferencer:
 
 def load_inferencer(weights_path: str, detector_path: Optional[str] = None, opts: Sequence[str] = (),
                     device: str = "auto", num_frames: int = 32, detect_width: int = 640,
-                    landmark_model: Optional[str] = None, batch_size: int = 32) -> Inferencer:
+                    landmark_model: Optional[str] = None, batch_size: int = 32,
+                    crop_profile: Optional[str] = None) -> Inferencer:
     """An :class:`Inferencer` for ``weights_path`` (a run directory or a checkpoint file; the config is the
     run's config.yaml unless ``detector_path`` names one)."""
     from preprocessing.preprocess import PreprocessOptions
@@ -278,7 +279,8 @@ def load_inferencer(weights_path: str, detector_path: Optional[str] = None, opts
     device = dist_utils.select_device(device)
     detector = build_detector(config).to(device).eval()
     load_detector_weights(detector, checkpoint)
-    options = PreprocessOptions(num_frames=num_frames, detect_width=detect_width, landmark_model=landmark_model)
+    options = PreprocessOptions(num_frames=num_frames, detect_width=detect_width, landmark_model=landmark_model,
+                                crop_profile=crop_profile or PreprocessOptions.crop_profile)
     return Inferencer(config, detector, device, options, batch_size)
 
 
