@@ -196,3 +196,25 @@ def test_unknown_profile_names_the_choices():
         pp.PreprocessOptions(crop_profile="arcface")
     with pytest.raises(SystemExit):
         pp.build_parser().parse_args(["--input", "x", "--crop_profile", "arcface"])
+
+
+def test_preprocessing_writes_the_profile_crop_and_records_it(tmp_path):
+    from tests.preprocessing.video_fixtures import film_photo
+
+    film_photo(tmp_path / "videos" / "astronaut.mp4", "astronaut", 3, (320, 320))
+    [job] = pp.discover_jobs(tmp_path / "videos", tmp_path / "out")
+    options = pp.PreprocessOptions(num_frames=2, crop_profile="deepfakebench")
+    [result] = pp.run_jobs([job], options, workers=0, progress=False)
+    assert result["status"] == "done"
+    manifest = json.loads(job.manifest.read_text())
+    assert manifest["settings"]["crop_profile"] == "deepfakebench"
+    for key, info in manifest["per_frame"].items():
+        # the crop matrix is the deepfakebench one for the frame's landmarks (moved back from the crop)
+        crop_landmarks = np.load(job.output("landmarks") / f"{int(key):03d}.npy").astype(np.float64)
+        frame_landmarks = faces.transform_points(crop_landmarks, cv2.invertAffineTransform(np.array(info["matrix"])))
+        expected = faces.crop_profile("deepfakebench").matrix(frame_landmarks, SIZE, SCALE)
+        np.testing.assert_allclose(np.array(info["matrix"]), expected, atol=1e-3)
+    assert pp.is_complete(job, options)
+    with pytest.raises(pp.CropProfileMismatch):
+        pp.is_complete(job, pp.PreprocessOptions(num_frames=2))
+    assert pp.build_parser().parse_args(["--input", "x", "--crop_profile", "gend"]).crop_profile == "gend"
