@@ -328,7 +328,6 @@ class CropProfile:
     template: np.ndarray  # (5, 2) in pixels of a template_size square
     template_size: float
     fit: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (source, target) -> (2, 3)
-    reference: str  # where the geometry comes from
 
     def target(self, size: int, scale: float) -> np.ndarray:
         return crop_template(size, scale, self.template, self.template_size)
@@ -342,13 +341,11 @@ def _deepfakebench_fit(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return similarity_matrix(source.astype(np.float32), target.astype(np.float32))
 
 
+# The module docstring says where each comes from (DeepfakeBench preprocess.py, GenD detector.py).
 CROP_PROFILES: Dict[str, CropProfile] = {profile.name: profile for profile in (
-    CropProfile("ours", alignment_points, ARCFACE_TEMPLATE_112, 112.0, similarity_matrix,
-                "DeepfakeBench's template and margin; eye centres and true mouth corners"),
-    CropProfile("deepfakebench", deepfakebench_points, ARCFACE_TEMPLATE_112, 112.0, _deepfakebench_fit,
-                "DeepfakeBench preprocessing/preprocess.py get_keypts + img_align_crop"),
-    CropProfile("gend", alignment_points, GEND_TEMPLATE, 1.0, lmeds_similarity_matrix,
-                "GenD detector.py align_face (5 points from dlib, not SCRFD)"),
+    CropProfile("ours", alignment_points, ARCFACE_TEMPLATE_112, 112.0, similarity_matrix),
+    CropProfile("deepfakebench", deepfakebench_points, ARCFACE_TEMPLATE_112, 112.0, _deepfakebench_fit),
+    CropProfile("gend", alignment_points, GEND_TEMPLATE, 1.0, lmeds_similarity_matrix),
 )}
 DEFAULT_CROP_PROFILE = "ours"
 
