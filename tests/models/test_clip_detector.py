@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from training.engine.checkpoint import CheckpointError, load_detector_weights, save_checkpoint
 from training.models.detectors.clip_detector import ClipDetector
@@ -114,55 +113,3 @@ def test_compact_checkpoint_round_trip_and_hash_check(tmp_path):
     other_backbone = make_detector(pretrained=str(_pretrained_tiny(tmp_path, seed=1)))
     with pytest.raises(CheckpointError, match="frozen-weight hash"):
         load_detector_weights(other_backbone, tmp_path / "ckpt.pt")
-
-
-def test_published_hf_peft_layout_loads_with_identical_logits(tmp_path):
-    """A tiny HF CLIPVisionModel, LN-tuned with PEFT and saved in LN-CLIP's key layout,
-    gives the same logits in our detector."""
-    transformers = pytest.importorskip("transformers")
-    peft = pytest.importorskip("peft")
-    config = transformers.CLIPVisionConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2,
-                                           num_attention_heads=4, image_size=32, patch_size=8)
-    torch.manual_seed(0)
-
-    class VisionOnly(torch.nn.Module):  # LN-CLIP keeps CLIPModel(...).vision_model
-        def __init__(self):
-            super().__init__()
-            self.vision_model = transformers.CLIPVisionModel(config)
-
-        def forward(self, pixel_values):
-            return self.vision_model(pixel_values=pixel_values)
-
-    tuned = peft.get_peft_model(VisionOnly(), peft.LNTuningConfig(
-        target_modules=["pre_layrnorm", "layer_norm1", "layer_norm2", "post_layernorm"]))
-    with torch.no_grad():  # make the trained LN copies differ from the frozen originals
-        for name, param in tuned.named_parameters():
-            if "ln_tuning_layers" in name:
-                param.add_(torch.randn_like(param) * 0.2)
-    linear = torch.nn.Linear(64, 2)
-
-    class Published(torch.nn.Module):  # the Lightning module's attribute names
-        def __init__(self):
-            super().__init__()
-            self.feature_extractor = tuned
-            self.model = torch.nn.Module()
-            self.model.linear = linear
-
-    published = Published()
-    keys = list(published.state_dict())
-    assert any(k.startswith("feature_extractor.base_model.model.vision_model.") for k in keys)
-    assert any(".base_layer." in k for k in keys) and any("ln_tuning_layers.default" in k for k in keys)
-    torch.save({"state_dict": published.state_dict()}, tmp_path / "published.ckpt")
-
-    images = torch.randn(2, 3, 32, 32)
-    tuned.eval()
-    with torch.no_grad():
-        pooled = tuned(pixel_values=images).pooler_output
-        expected = linear(F.normalize(pooled, dim=-1))
-    # HF CLIP's default activation is quick_gelu, as in OpenAI's weights.
-    detector = make_detector(backbone={"arch": "custom", "pretrained": None, "quick_gelu": True,
-                                       "weights_dir": "weights", "allow_download": False, "vision_cfg": TINY}).eval()
-    load_detector_weights(detector, tmp_path / "published.ckpt")
-    with torch.no_grad():
-        actual = detector({"image": images})["logits"]
-    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)

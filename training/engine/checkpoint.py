@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -30,13 +30,15 @@ def save_checkpoint(path, payload: Dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path) -> Dict[str, Any]:
+def load_checkpoint(path, safe_globals: Sequence[type] = ()) -> Dict[str, Any]:
+    """``safe_globals``: plain-data classes the file may name besides tensors (torch's allow-list)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint not found: {path}. Pass an existing file with --weights_path "
                               f"(training writes runs/<run>/checkpoints/best.pt and last.pt).")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(safe_globals)):
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointError(
             f"Refusing to load {path}: it is not a plain tensor checkpoint (torch.load with "
@@ -87,8 +89,15 @@ def load_state_dict_checked(model: nn.Module, state: Mapping[str, torch.Tensor],
 
 
 def load_detector_weights(detector: nn.Module, path) -> Dict[str, Any]:
-    """Load model weights from a training checkpoint or a plain state dict file."""
-    payload = load_checkpoint(path)
+    """Load model weights from a training checkpoint, a plain state dict file, or a published
+    LN-CLIP / GenD checkpoint (Lightning ``.ckpt`` or ``save_pretrained`` directory; models/gend.py)."""
+    from training.models.gend import (PUBLISHED_CONFIG_CLASSES, is_published_path, is_published_state_dict,
+                                      load_published_weights)
+
+    if is_published_path(path):
+        load_published_weights(detector, path)
+        return {}
+    payload = load_checkpoint(path, PUBLISHED_CONFIG_CLASSES)
     if "model" in payload and isinstance(payload["model"], Mapping) and "format" in payload["model"]:
         detector.load_checkpoint_state(payload["model"], source=str(path))
     elif "format" in payload:
@@ -96,10 +105,10 @@ def load_detector_weights(detector: nn.Module, path) -> Dict[str, Any]:
     else:
         # A bare state dict (e.g. from another framework): possibly wrapped in "state_dict".
         state = payload.get("state_dict", payload)
-        from training.models.convert import convert_external_state_dict
-
-        state = convert_external_state_dict(state, detector)
-        load_state_dict_checked(detector, state, str(path))
+        if is_published_state_dict(state):
+            load_published_weights(detector, path, payload)
+        else:
+            load_state_dict_checked(detector, state, str(path))
     return payload
 
 
@@ -107,7 +116,9 @@ def resolve_weights(entry: str, detector_path: Optional[str]) -> Tuple[Path, Pat
     """(checkpoint file, config file, row name) for one ``--weights_path`` entry of the CLIs:
     a run directory (its checkpoints/best.pt and config.yaml) or a checkpoint file."""
     path = Path(entry)
-    if path.is_dir():
+    from training.models.gend import is_hf_directory
+
+    if path.is_dir() and not is_hf_directory(path):  # a GenD save_pretrained directory is one checkpoint
         checkpoint, config = path / "checkpoints" / "best.pt", path / "config.yaml"
         name = path.name
     else:
