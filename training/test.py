@@ -3,6 +3,7 @@
     python training/test.py --detector_path configs/detector/demo_clip_tiny.yaml \
         --weights_path runs/<run>/checkpoints/best.pt --test_dataset DemoFF DemoCDF --out results/demo
     python training/test.py --weights_path runs/<runA> runs/<runB> --test_dataset DemoCDF --out results/cmp
+    python training/test.py --weights_path runs/<run> --preset gend --out results/gend   # a protocol's table
     python training/test.py --weights_path runs/<run> --out results/robust --perturb            # all degradations
     python training/test.py --weights_path runs/<run> --out results/robust --perturb jpeg=90,50 blur
 
@@ -33,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--detector_path", help="detector YAML (default: config.yaml of each run directory)")
     parser.add_argument("--weights_path", nargs="+", required=True, help="checkpoint files or run directories")
     parser.add_argument("--test_dataset", nargs="+", help="datasets to test on (default: data.test_dataset)")
+    parser.add_argument("--preset", help="a protocol's test sets: deepfakebench | gend | demo "
+                                         "(configs/_base_/protocol_<name>.yaml) or a YAML path")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--names", nargs="+", help="table row names, one per --weights_path")
     parser.add_argument("--opts", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides")
@@ -60,8 +63,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     from training.engine.checkpoint import load_detector_weights, resolve_weights
     from training.engine.testing import metric_columns, table_footnote, test_detector
     from training.models import build_detector
+    from training.presets import preset_overrides
     from training.utils.atomic import atomic_write_json
 
+    if args.preset and args.test_dataset:
+        raise SystemExit("Give --preset or --test_dataset, not both (a preset is a list of test datasets).")
     if args.names and len(args.names) != len(args.weights_path):
         raise SystemExit(f"--names has {len(args.names)} entries but --weights_path has {len(args.weights_path)}.")
     perturbations = []
@@ -87,7 +93,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     robustness: Dict[str, Dict[str, Dict]] = {}
     footnotes: Dict[str, str] = {}
     for checkpoint, config_path, name in rows:
-        overrides = list(args.opts)
+        overrides = preset_overrides(args.preset) if args.preset else []
+        overrides += list(args.opts)
         if args.test_dataset:
             overrides.append(f"data.test_dataset=[{','.join(args.test_dataset)}]")
         config = load_config(config_path, overrides)

@@ -35,7 +35,8 @@ def ffiw(context: AdapterContext) -> AdapterResult:
                 continue
             found.append(f"{folder}/{split}")
             for video in sorted(p.name for p in frames.iterdir() if p.is_dir()):
-                builder.add(label, split, root / folder / split, video, identity=video)
+                builder.add(label, split, root / folder / split, video, identity=video,
+                            source=video if folder == "target" else None)  # same clip, faces swapped
     if not found:
         raise AdapterError(f"FFIW-10K: no {root}/<source|target>/<train|val|test>/frames folder. Extract the "
                            f"release into {root} and run `python -m preprocessing.preprocess --input {root}`.")

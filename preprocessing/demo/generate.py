@@ -167,6 +167,7 @@ def generate_demo(root: PathLike, seed: int = 0, scale: float = 1.0,
     last (atomically), so an interrupted run never leaves a JSON that lists
     missing files; the next run redoes that dataset. ``workers`` processes
     share the work (default: up to 2); the bytes written do not depend on it.
+    The JSONs are then checked for split leakage (preprocessing/leakage.py).
     """
     root = Path(root)
     names = list(datasets) if datasets else list(DATASET_NAMES)
@@ -199,6 +200,11 @@ def generate_demo(root: PathLike, seed: int = 0, scale: float = 1.0,
             atomic_write_json(manifest_path(root), manifest)
     finally:
         results.close()  # shuts the worker pool down
+    # Every JSON just written (or kept) must be free of identity / source-video leakage,
+    # within each set and across them (one identity pool): preprocessing/leakage.py.
+    from preprocessing.leakage import check_jsons
+
+    check_jsons(root, names)
     return {spec.name: json_path(root, spec.name) for spec in specs}
 
 
