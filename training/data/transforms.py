@@ -65,6 +65,7 @@ import albumentations as A
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from training.models.input_spec import InputSpec
 
@@ -282,8 +283,6 @@ class PilResize(A.DualTransform):
 
     def __init__(self, size: int, interpolation: str, shortest_side: bool, p: float = 1.0):
         super().__init__(p=p)
-        from PIL import Image
-
         self.size, self.interpolation, self.shortest_side = int(size), interpolation, shortest_side
         self._filter = getattr(Image.Resampling, _PIL_FILTERS[interpolation])
 
@@ -295,8 +294,6 @@ class PilResize(A.DualTransform):
         return int(self.size * height / width), self.size
 
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
-        from PIL import Image
-
         height, width = self.output_size(*img.shape[:2])
         if (height, width) == img.shape[:2]:
             return img  # PIL returns an unchanged copy too
