@@ -7,10 +7,10 @@ with ``spec.mean``/``spec.std``. The augmentations run in the reference's order
 (``order: reference``, the default): on the stored crop before a PIL resize, as
 LN-CLIP and GenD augment the PNG and then run the HF/timm processor; after a
 cv2 resize, as DeepfakeBench does. ``order: augment_first`` or ``resize_first``
-forces one (``resize_first`` was this module's only order before). Albumentations applies every step *jointly* to
-the image, the forgery mask and the landmarks (kept even when they leave the
-image), so all three stay consistent; DeepfakeBench discarded the augmented
-landmarks.
+forces one (``resize_first`` was this module's only order before).
+Albumentations applies every step *jointly* to the image, the forgery mask and
+the landmarks (kept even when they leave the image), so all three stay
+consistent; DeepfakeBench discarded the augmented landmarks.
 
 Augmentation config (the config's top-level ``augment`` section; every key
 optional; a key set to ``null``/``false`` is off; unknown keys are an error). They are applied in this
