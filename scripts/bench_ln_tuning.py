@@ -30,6 +30,7 @@ from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
+from training.cli import cli_parser, run_cli  # noqa: E402
 
 HF_SIZES = {  # transformers CLIPVisionConfig equivalents of the open_clip towers
     "ViT-B-16": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
@@ -82,7 +83,18 @@ def run_variant(variant: str, arch: str, batch: int, steps: int, warmup: int, de
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     images = torch.randn(batch, 3, 224, 224, device=device)
     labels = torch.randint(0, 2, (batch,), device=device)
-    use_amp = amp == "bf16"
+    from training.engine.precision import autocast_context, resolve_precision
+
+    precision = resolve_precision(amp, device)
+
+    def train_step():
+        with autocast_context(device, amp):
+            logits = forward(images)
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -92,12 +104,7 @@ def run_variant(variant: str, arch: str, batch: int, steps: int, warmup: int, de
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            logits = forward(images)
-        loss = torch.nn.functional.cross_entropy(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if step >= warmup:
@@ -108,12 +115,20 @@ def run_variant(variant: str, arch: str, batch: int, steps: int, warmup: int, de
     else:  # ru_maxrss is in KiB on Linux; the growth during training steps
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     median = statistics.median(times)
+    # After the timed steps, so neither the counting modes nor the ceiling GEMMs disturb them.
+    from scripts.bench_common import count_flops, gemm_ceiling, record_gemms
+
+    step_flops = count_flops(train_step)
+    ceiling = gemm_ceiling(record_gemms(train_step), device)
+    achieved = step_flops / median / 1e9
     from training.models.backbones.frozen_linear import measured_choices
 
     libraries = list(measured_choices().values())  # which GEMM library each frozen product shape uses
     return {"variant": variant, "arch": arch, "batch": batch, "device": device_name, "amp": amp,
             "trainable": sum(p.numel() for p in params), "median_step_s": median,
-            "images_per_s": batch / median, "peak_mem_mb": peak_mb, "page_faults_per_step": statistics.median(faults),
+            "images_per_s": batch / median, "peak_mem_mb": peak_mb, "precision": precision.name,
+            "step_gflop": step_flops / 1e9, "achieved_gflops": achieved,
+            "ceiling_gflops": ceiling["ceiling_gflops"], "fraction_of_ceiling": achieved / ceiling["ceiling_gflops"], "page_faults_per_step": statistics.median(faults),
             "frozen_gemm_shapes": {name: libraries.count(name) for name in ("mkl", "onednn")}}
 
 
@@ -144,14 +159,16 @@ def summarise(arch: str, runs: dict) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", nargs="+", default=["ViT-B-16"])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=5)
+    parser = cli_parser(__file__, __doc__)
+    parser.add_argument("--arch", nargs="+", default=["ViT-B-16"], help="open_clip architectures to measure")
+    parser.add_argument("--batch", type=int, default=8, help="images per training step")
+    parser.add_argument("--steps", type=int, default=5, help="timed training steps per variant")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps before the timed ones (see above)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--amp", default="off", choices=["off", "bf16"])
-    parser.add_argument("--variants", nargs="+", default=["ours_ln", "hf_peft_ln", "ours_full"])
+    parser.add_argument("--device", default="cpu", help="cpu | cuda")
+    parser.add_argument("--amp", default="off", choices=["off", "bf16", "auto"],
+                        help="precision: off = fp32, bf16 = bf16 autocast, auto = as train.amp auto chooses")
+    parser.add_argument("--variants", nargs="+", default=["ours_ln", "hf_peft_ln", "ours_full"],
+                        help="variants to run (see above), each in its own subprocess")
     parser.add_argument("--repeats", type=int, default=1,
                         help="run the variants this many times, alternating; report medians")
     parser.add_argument("--single", help=argparse.SUPPRESS)  # internal: run one variant in this process
@@ -160,13 +177,20 @@ def main(argv=None) -> int:
         print(json.dumps(run_variant(args.single, args.arch[0], args.batch, args.steps, args.warmup, args.device,
                                      args.amp)))
         return 0
+    import torch
+    from scripts.bench_common import host_description, host_line
+
+    print(host_line(host_description(torch.device(args.device))), flush=True)
     for arch in args.arch:
         runs = {variant: [] for variant in args.variants}
         for _ in range(args.repeats):  # variants alternate, so slow spells of a shared host hit all of them
             for variant in args.variants:
                 row = run_single(variant, arch, args)
                 runs[variant].append(row)
-                print(f"{arch:9s} {variant:11s} trainable {row['trainable']:>11,d}  {row['images_per_s']:7.2f} img/s  "
+                print(f"{arch:9s} {variant:11s} {row['precision']:10s} trainable {row['trainable']:>11,d}  "
+                      f"{row['images_per_s']:7.2f} img/s  {row['achieved_gflops']:7.1f} GFLOP/s = "
+                      f"{100 * row['fraction_of_ceiling']:5.1f}% of the in-run GEMM ceiling "
+                      f"({row['ceiling_gflops']:.0f} GFLOP/s; {row['step_gflop']:.0f} GFLOP/step)  "
                       f"peak {row['peak_mem_mb']:8.0f} MB  page faults/step {row['page_faults_per_step']:>7.0f}"
                       + (f"  frozen GEMM shapes {row['frozen_gemm_shapes']}" if variant.startswith("ours") else ""),
                       flush=True)
@@ -175,4 +199,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))
