@@ -281,3 +281,17 @@ def test_family_keys_are_checked_against_the_tower_family():
         build_tower({"tower": "timmm"})
     with pytest.raises(ValueError, match="timm's vit_pe_core_large_patch14_336 inside open_clip.*tower: timm"):
         build_tower({"arch": "PE-Core-L-14-336", "pretrained": None})
+
+
+def test_open_clip_image_size_resamples_pretrained_position_embeddings(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    donor = build_tower(tiny_clip())
+    path = tmp_path / "tiny.safetensors"
+    save_file({f"visual.{k}": v.contiguous() for k, v in donor.visual.state_dict().items()}, str(path))
+    tower = build_tower(tiny_clip(pretrained=str(path), image_size=48))
+    assert tower.image_size == 48 and tower.grid_size == (6, 6) and tower.input_spec.resolution == 48
+    assert tower.visual.positional_embedding.shape == (1 + 36, TINY_CLIP["width"])
+    torch.testing.assert_close(tower.visual.positional_embedding[0], donor.visual.positional_embedding[0])
+    assert tower.feature(torch.randn(1, 3, 48, 48)).shape == (1, TINY_CLIP["width"])
