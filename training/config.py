@@ -24,6 +24,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import yaml
 
+from training.engine.schedule import SCHEDULES, WARMUP_STARTS
 from training.metrics import SELECTABLE_METRICS, VIDEO_AGGREGATIONS
 from training.utils.atomic import atomic_write_text
 from training.errors import UserError
@@ -79,7 +80,9 @@ DEFAULTS: Config = {
         "batch_size": 32,
         "max_steps": None,  # stop after this many optimizer steps (smoke tests)
         "optimizer": {"name": "adamw", "lr": 8e-5, "weight_decay": 0.0, "betas": [0.9, 0.999]},
-        "scheduler": {"name": "cosine", "warmup_epochs": 0.0, "min_lr": 0.0},
+        # training/engine/schedule.py: cosine | cyclic (warm restarts every cycle_epochs) | constant
+        "scheduler": {"name": "cosine", "warmup_epochs": 0.0, "warmup_start": "zero", "min_lr": 0.0,
+                      "cycle_epochs": None},
         "amp": "auto",  # auto: bf16 autocast on CUDA and on CPUs with bf16 units, else fp32 | bf16 | off (engine/precision.py)
         "grad_clip": 1.0,  # max gradient norm; null disables clipping
         "seed": 1024,
@@ -104,7 +107,8 @@ CHOICES = {
     "data.compression": ("c23", "c40", "raw"),
     "data.pairing": ("all", "paired", "unpaired"),
     "train.optimizer.name": ("adamw", "adam", "sgd"),
-    "train.scheduler.name": ("cosine", "constant"),
+    "train.scheduler.name": SCHEDULES,
+    "train.scheduler.warmup_start": WARMUP_STARTS,
     "train.amp": ("auto", "bf16", "off"),
     "train.compile": (False, True, "default", "reduce-overhead", "max-autotune"),
     "train.channels_last": ("auto", True, False),

@@ -7,7 +7,6 @@ sets are never looked at during training.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import signal
 import time
@@ -27,6 +26,7 @@ from training.engine.precision import autocast_context
 from training.engine.hooks import Hook
 from training.engine.performance import optimizer_options
 from training.engine.run_dir import RunDir
+from training.engine.schedule import build_scheduler
 from training.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -51,17 +51,6 @@ def build_optimizer(params: List[nn.Parameter], cfg: Dict[str, Any]) -> torch.op
     return torch.optim.SGD(groups, lr=cfg["lr"], momentum=0.9)
 
 
-def lr_factor(step: int, total_steps: int, warmup_steps: int, min_ratio: float, kind: str) -> float:
-    """Linear warm-up from 0, then cosine decay to ``min_ratio`` (or constant)."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if kind == "constant":
-        return 1.0
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    progress = min(max(progress, 0.0), 1.0)
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 class Trainer:
     """Owns the model, optimizer, schedule and loop state; hooks do the rest."""
 
@@ -81,12 +70,8 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * self.cfg["epochs"]
         if self.cfg["max_steps"]:
             self.total_steps = min(self.total_steps, int(self.cfg["max_steps"]))
-        base_lr = self.cfg["optimizer"]["lr"]
-        warmup = int(round(self.cfg["scheduler"]["warmup_epochs"] * self.steps_per_epoch))
-        min_ratio = self.cfg["scheduler"]["min_lr"] / base_lr if base_lr else 0.0
-        kind = self.cfg["scheduler"]["name"]
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_factor(s, self.total_steps, warmup, min_ratio, kind))
+        self.scheduler = build_scheduler(self.optimizer, self.cfg["scheduler"], self.cfg["optimizer"]["lr"],
+                                         self.steps_per_epoch, self.total_steps)
         # Loop state (all of it goes into checkpoints).
         self.epoch = 0
         self.step_in_epoch = 0
