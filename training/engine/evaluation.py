@@ -6,10 +6,10 @@ from typing import Dict, Iterable, Optional
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from training.engine.distributed import is_main_process
 from training.engine.precision import autocast_context
+from training.utils.progress import track
 
 
 def move_batch(batch: Dict, device: torch.device) -> Dict:
@@ -21,8 +21,9 @@ def predict_loader(model: nn.Module, loader: Iterable, evaluator, device: torch.
                    description: Optional[str] = None) -> None:
     """Feed every batch of ``loader`` through ``model`` into ``evaluator.process``."""
     model.eval()
-    progress = tqdm(loader, desc=description, leave=False,
-                    disable=None if is_main_process() and description is not None else True)
+    # A bar on a terminal, else a line with the ETA every 30 s: a long test set is not silent.
+    progress = track(loader, description=description or "", unit="batches",
+                     enabled=is_main_process() and description is not None)
     for batch in progress:
         batch = move_batch(batch, device)
         with autocast_context(device, amp):

@@ -5,7 +5,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Tuple
 
 from training.engine import distributed as dist_utils
 from training.metrics import get_metric
@@ -114,22 +114,36 @@ class TensorboardHook(Hook):
 
 
 class LoggingHook(Hook):
-    """A line in train.log every ``log_every`` steps and a summary per epoch."""
+    """A line in train.log every ``log_every`` steps (losses that count, time per step, ETA) and a summary per
+    epoch. Epochs are numbered from 1 here, on the progress bar and in val_history.json alike."""
 
     def __init__(self, log_every: int):
         self.log_every = max(int(log_every), 1)
         self.epoch_start: Optional[float] = None
+        self.session_start: Optional[Tuple[float, int]] = None  # (time, global step) of this process's first step
 
     def after_step(self, trainer) -> None:
+        from training.utils.progress import format_duration
+
+        now = time.time()
         if self.epoch_start is None:
-            self.epoch_start = time.time()
+            self.epoch_start = now
+        if self.session_start is None:  # rates count this process's steps only (a resumed run starts late)
+            self.session_start = (now, trainer.global_step - 1)
         if trainer.global_step % self.log_every == 0 and trainer.last_losses:
             parts = " ".join(f"{k}={v:.4f}" for k, v in trainer.last_losses.items())
-            log.info("epoch %d step %d/%d global %d lr %.3g %s", trainer.epoch, trainer.step_in_epoch,
-                     trainer.steps_per_epoch, trainer.global_step, trainer.optimizer.param_groups[0]["lr"], parts)
+            started, first_step = self.session_start
+            done = trainer.global_step - first_step
+            per_step = (now - started) / (done - 1) if done > 1 else float("nan")  # steps since the first
+            timing = "" if per_step != per_step else \
+                f" {per_step:.2f}s/step ETA {format_duration(per_step * (trainer.total_steps - trainer.global_step))}"
+            log.info("epoch %d/%d step %d/%d global %d/%d lr %.3g%s %s", trainer.epoch + 1,
+                     trainer.cfg["epochs"], trainer.step_in_epoch, trainer.steps_per_epoch, trainer.global_step,
+                     trainer.total_steps, trainer.optimizer.param_groups[0]["lr"], timing, parts)
 
     def after_epoch(self, trainer) -> None:
+        # after_epoch runs once trainer.epoch counts the finished epoch: it is that epoch's 1-based number
         took = time.time() - self.epoch_start if self.epoch_start else 0.0
-        log.info("epoch %d done in %.1fs (non-finite steps skipped so far: %d)", trainer.epoch, took,
-                 trainer.nan_steps_total)
+        log.info("epoch %d/%d done in %.1fs (non-finite steps skipped so far: %d)", trainer.epoch,
+                 trainer.cfg["epochs"], took, trainer.nan_steps_total)
         self.epoch_start = None

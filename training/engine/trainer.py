@@ -115,7 +115,7 @@ class Trainer:
         self.nan_steps_total, self.nan_steps_in_row = loop["nan_steps_total"], loop["nan_steps_in_row"]
         self.best_metric, self.best_epoch = loop["best_metric"], loop["best_epoch"]
         _restore_rng(payload["rng"])
-        log.info("Resumed from %s at epoch %d, step %d (global %d)", path, self.epoch, self.step_in_epoch,
+        log.info("Resumed from %s at epoch %d, step %d (global %d)", path, self.epoch + 1, self.step_in_epoch,
                  self.global_step)
 
     # -- loop --------------------------------------------------------------------------
@@ -163,7 +163,7 @@ class Trainer:
             if self.stop_requested:
                 self.save("last")
                 log.warning("Stopped by %s at epoch %d step %d; saved %s. Resume with --resume.",
-                            self.stop_requested, self.epoch, self.step_in_epoch,
+                            self.stop_requested, self.epoch + 1, self.step_in_epoch,  # 1-based, as in the log
                             self.run.last)
                 return
             if self._reached_max_steps():

@@ -39,13 +39,15 @@ def uniformity_loss(features: torch.Tensor, t: float = 2.0) -> torch.Tensor:
 
 def hypersphere_terms(features: torch.Tensor, labels: torch.Tensor,
                       weights: Mapping[str, Any]) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
-    """Both terms as the detectors use them: ``({"alignment", "uniformity"}, weighted sum)``.
-
-    They are always computed so that they can be monitored (as in the reference), but
-    only build a graph when their weight is non-zero."""
-    parts = {}
-    with torch.set_grad_enabled(torch.is_grad_enabled() and weights["alignment"] > 0):
+    """The terms with a non-zero weight, as the detectors use them: ``({"alignment"?, "uniformity"?},
+    weighted sum)``. A term weighted 0 is neither computed nor returned, so it is not logged as if it
+    counted (the total is unchanged: it would add 0)."""
+    parts: Dict[str, torch.Tensor] = {}
+    total = features.new_zeros(())
+    if weights["alignment"]:
         parts["alignment"] = alignment_loss(features, labels, weights["alignment_alpha"])
-    with torch.set_grad_enabled(torch.is_grad_enabled() and weights["uniformity"] > 0):
+        total = total + weights["alignment"] * parts["alignment"]
+    if weights["uniformity"]:
         parts["uniformity"] = uniformity_loss(features, weights["uniformity_t"])
-    return parts, weights["alignment"] * parts["alignment"] + weights["uniformity"] * parts["uniformity"]
+        total = total + weights["uniformity"] * parts["uniformity"]
+    return parts, total

@@ -234,7 +234,9 @@ class ClipDetector(PretrainedTowerDetector):
         parts.update(sphere)
         total = weights["ce"] * classification + sphere_total
         for name, (loss, weight) in self._module_losses(batch, out).items():
-            parts[name] = loss
+            if weight:  # only parts that count are reported (and logged)
+                parts[name] = loss
+            # even at weight 0 the term stays in the graph: DDP expects a gradient for every enabled module
             total = total + weight * loss
         parts["total"] = total
         return parts
