@@ -30,8 +30,9 @@ CLIP_SIZE, DINO_SIZE = 32, 64
 PE_NATIVE, PE_RUN = 56, 42  # GenD builds PE at its pretrained size and runs it at 224 (dynamic size)
 PE_KWARGS = dict(embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, img_size=PE_NATIVE, ref_feat_shape=(4, 4))
 DINO_KWARGS = dict(embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, img_size=DINO_SIZE)
-BACKBONE_NAMES = {"clip": "openai/clip-vit-large-patch14", "dinov3": "facebook/dinov3-vitl16-pretrain-lvd1689m",
-                  "pe": "vit_pe_core_large_patch14_336"}
+# Names GenD's encoder dispatch accepts (substrings clip / vit_pe / dino, src/model/GenD.py); not the real
+# models' names, whose run sizes (224) our loader checks against the tower.
+BACKBONE_NAMES = {"clip": "tiny/clip-vit-test", "dinov3": "tiny/dinov3-vit-test", "pe": "vit_pe_core_tiny_test"}
 
 
 # -- the reference encoders, as GenD's src/encoders/ wrap them -------------------------------------
@@ -128,7 +129,7 @@ def gend_state_dict(module: GenDModule):
 def save_lightning(module: GenDModule, path, without=(), **hyper_parameters):
     """What Lightning's ModelCheckpoint writes: state_dict and save_hyperparameters(config.model_dump())."""
     config = {"backbone": BACKBONE_NAMES[module.variant], "head": module.head, "num_classes": 2,
-              "backbone_args": {"img_size": 224, "merge_cls_token_with_patches": None},
+              "backbone_args": {"img_size": PE_RUN, "merge_cls_token_with_patches": None},
               "unfreeze_layers": ["norm1", "norm2", "norm"], "precision": "bf16-mixed", **hyper_parameters}
     for key in without:
         del config[key]
@@ -138,12 +139,12 @@ def save_lightning(module: GenDModule, path, without=(), **hyper_parameters):
     return path
 
 
-def save_hf(module: GenDModule, directory, head=True):
+def save_hf(module: GenDModule, directory, head=True, backbone=None):
     """What GenD.save_pretrained writes: config.json of GenDConfig and model.safetensors."""
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
-    config = {"architectures": ["GenD"], "backbone": BACKBONE_NAMES[module.variant], "head": module.head,
+    config = {"architectures": ["GenD"], "backbone": backbone or BACKBONE_NAMES[module.variant], "head": module.head,
               "model_type": "GenD", "torch_dtype": "float32", "transformers_version": "4.56.2"}
     if not head:
         del config["head"]
@@ -232,7 +233,7 @@ def test_head_and_backbone_are_read_from_the_file(tmp_path, layout, head):
     path = (save_lightning(module, tmp_path / "model.ckpt") if layout == "lightning"
             else save_hf(module, tmp_path / "GenD_PE_L"))
     checkpoint = gend.read_published(path, None)
-    assert (checkpoint.head, checkpoint.backbone) == (head, "vit_pe_core_large_patch14_336")
+    assert (checkpoint.head, checkpoint.backbone) == (head, BACKBONE_NAMES["pe"])
     assert gend.head_normalizes(checkpoint) is (head == "LinearNorm")
     assert gend.encoder_layout(checkpoint) == "timm"
 
@@ -255,7 +256,7 @@ def test_checkpoint_without_head_is_refused(tmp_path, layout):
 def test_merged_cls_feature_is_refused(tmp_path):
     module = GenDModule("dinov3", "LinearNorm")
     path = save_lightning(module, tmp_path / "model.ckpt",
-                          backbone_args={"img_size": 224, "merge_cls_token_with_patches": "cat"})
+                          backbone_args={"img_size": PE_RUN, "merge_cls_token_with_patches": "cat"})
     with pytest.raises(CheckpointError, match="merge_cls_token_with_patches"):
         load_detector_weights(nn.Linear(1, 1), path)
 
@@ -329,9 +330,20 @@ def test_lnclip_peft_lightning_checkpoint(tmp_path):
 
 
 def test_encoder_into_the_wrong_tower_is_refused(tmp_path):
-    path = save_hf(GenDModule("pe", "LinearNorm"), tmp_path / "GenD_PE")
-    with pytest.raises(CheckpointError, match="vit_pe_core_large_patch14_336"):
+    path = save_hf(GenDModule("pe", "LinearNorm"), tmp_path / "GenD_PE", backbone="vit_pe_core_large_patch14_336")
+    with pytest.raises(CheckpointError, match="tower: timm, arch: vit_pe_core_large_patch14_336"):
         load_detector_weights(make_detector("clip"), path)
+
+
+@pytest.mark.parametrize("variant,backbone", [("pe", None), ("dinov3", "facebook/dinov3-vitl16-pretrain-lvd1689m")])
+def test_run_size_other_than_gends_is_refused(tmp_path, variant, backbone):
+    """timm towers take any size (dynamic position embeddings): a size GenD did not run at would
+    load silently and give other P(fake). PE: backbone_args.img_size; DINOv3: its processor's 224."""
+    options = {"backbone_args": {"img_size": 224, "merge_cls_token_with_patches": None}} if backbone is None \
+        else {"backbone": backbone}
+    path = save_lightning(GenDModule(variant, "LinearNorm"), tmp_path / "model.ckpt", **options)
+    with pytest.raises(CheckpointError, match="model.backbone.image_size=224"):
+        load_detector_weights(make_detector(variant), path)
 
 
 def test_hf_directory_is_a_weights_path(tmp_path):

@@ -54,7 +54,9 @@ HF_WEIGHTS_FILE = "model.safetensors"
 HEAD_NORMALIZES = {"linear": False, "LinearNorm": True}
 # Which of our tower families each encoder layout loads into.
 ENCODER_TOWER = {"clip": "open_clip", "dinov3": "timm", "timm": "timm"}
-# GenD's backbone names (src/config.py, Backbone) → our model.backbone (docs/ARCHITECTURE.md).
+# GenD's backbone names (src/config.py, Backbone) → our model.backbone (docs/ARCHITECTURE.md) and the
+# input size GenD runs them at (None: the arch fixes it): PE at 224 (src/hf/modeling_gend.py,
+# BackboneArgs.img_size), DINOv3 at its HF processor's 224 (timm's pretrained size is 256).
 GEND_BACKBONES = {
     "openai/clip-vit-base-patch16": ("open_clip", "ViT-B-16", None),
     "openai/clip-vit-base-patch32": ("open_clip", "ViT-B-32", None),
@@ -232,6 +234,17 @@ def head_state(checkpoint: PublishedCheckpoint) -> Dict[str, torch.Tensor]:
     return head
 
 
+def run_image_size(checkpoint: PublishedCheckpoint, layout: str) -> Optional[int]:
+    """The input size GenD ran the encoder at, where the file tells: PE's ``backbone_args.img_size``
+    (src/model/GenD.py hands it to the PE encoder only), else the size of a known backbone name."""
+    backbone_args = checkpoint.options.get("backbone_args")
+    if (layout == "timm" and "vit_pe" in (checkpoint.backbone or "").lower()
+            and isinstance(backbone_args, Mapping) and backbone_args.get("img_size")):
+        return int(backbone_args["img_size"])
+    known = GEND_BACKBONES.get(checkpoint.backbone or "")
+    return known[2] if known else None
+
+
 def _suggestion(checkpoint: PublishedCheckpoint) -> str:
     known = GEND_BACKBONES.get(checkpoint.backbone or "")
     if known is None:
@@ -262,7 +275,12 @@ def load_published_weights(detector: nn.Module, path, payload: Optional[Mapping[
         raise CheckpointError(f"{checkpoint.source} holds a {layout} encoder, which loads into a "
                               f"{ENCODER_TOWER[layout]} tower, but model.backbone.tower is {family}. "
                               f"{_suggestion(checkpoint)}")
-    library_keys = set(tower.library_module.state_dict()) if hasattr(tower, "library_module") else None
+    expected_size = run_image_size(checkpoint, layout)
+    if expected_size is not None and int(tower.image_size) != expected_size:
+        raise CheckpointError(f"{checkpoint.source}: GenD ran this encoder at {expected_size} px, but this tower "
+                              f"takes {tower.image_size} px, which changes P(fake); set "
+                              f"model.backbone.image_size={expected_size}.")
+    library_keys = set(tower.library_module.state_dict())
     weights = tower_state(checkpoint, layout, library_keys)
     try:
         tower.load_tower_state_dict(weights, checkpoint.source)
