@@ -111,3 +111,16 @@ def test_apply_pairing_all_is_identity(tmp_path):
     write_ff(tmp_path)
     records = selection(tmp_path, "all")
     assert apply_pairing(config_for(tmp_path, "all"), ["FaceForensics++"], records) == records
+
+
+def test_demo_benchmark_pairs_its_fakes(demo_root):
+    """DemoFF's fakes carry their source real (preprocessing/demo); both settings work on it."""
+    counts = {}
+    for mode in ("paired", "unpaired"):
+        chosen = load_records(config_for(demo_root, mode, seed=0), ["DemoFF"], "train")
+        sources = source_index(demo_root, ["DemoFF"], "train", "c23")
+        reals = {r.video for r in chosen if r.label == 0}
+        fakes = [r for r in chosen if r.label == 1]
+        assert all((sources[f.key] in reals) == (mode == "paired") for f in fakes)
+        counts[mode] = (len(reals), len(fakes))
+    assert counts["paired"] == counts["unpaired"] and counts["paired"][1] > 0

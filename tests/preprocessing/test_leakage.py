@@ -1,5 +1,4 @@
 """Split leakage: planted identity / source-video overlaps are found, clean splits pass."""
-import copy
 import json
 from pathlib import Path
 
@@ -65,7 +64,9 @@ def test_allowed_overlap_is_reported_not_raised(tmp_path):
         check_jsons(tmp_path, ["FaceForensics++"])
     allowed = check_jsons(tmp_path, ["FaceForensics++"], allow=["identity", "source"])
     assert {overlap.kind for overlap in allowed} == {"identity", "source"}
-    assert leakage_main(["--data_root", str(tmp_path), "--dataset", "FaceForensics++"]) == 1
+    from training.cli import EXIT_USAGE, run_cli
+
+    assert run_cli(leakage_main, ["--data_root", str(tmp_path), "--dataset", "FaceForensics++"]) == EXIT_USAGE
     assert rearrange_main(["check", "--data_root", str(tmp_path), "--dataset", "FaceForensics++",
                            "--allow_overlap", "identity", "source"]) == 0
 
@@ -76,5 +77,21 @@ def test_rearrange_refuses_a_leaking_split_file(tmp_path):
     pairs = json.loads((root / "splits" / "test.json").read_text())
     (root / "splits" / "test.json").write_text(json.dumps(pairs + [["000", "001"]]))  # a train pair again
     with pytest.raises(LeakageError, match="FaceShifter/train and FaceShifter/test share 2 identity"):
-        rearrange_main(["--dataset", "FaceShifter", "--dataset_root", str(root), "--data_root", str(tmp_path)])
+        rearrange_main(["--dataset", "FaceShifter", "--source_dir", str(root), "--data_root", str(tmp_path)])
     assert not (tmp_path / "json" / "FaceShifter.json").exists()
+
+
+def test_demo_jsons_are_clean_and_a_planted_overlap_is_found(demo_root):
+    from preprocessing.leakage import load_trees
+
+    # The session's small demo (tests/conftest.py); generate_demo has checked its JSONs already.
+    trees = load_trees(demo_root, ["DemoFF", "DemoCDF"])
+    assert check_trees(trees) == ([], [])
+    trees = {"DemoFF": trees["DemoFF"]}
+    fakes = trees["DemoFF"]["DemoFF_swap"]["train"]["c23"]
+    assert fakes and all("source" in record for record in fakes.values())  # fakes name their real video
+    video, record = next(iter(trees["DemoFF"]["DemoFF_real"]["train"]["c23"].items()))
+    other = {"DemoCDF_real": {"train": {}, "val": {}, "test": {video: dict(record, label="DemoCDF_real")}},
+             "DemoCDF_fake": {"train": {}, "val": {}, "test": {}}}
+    errors, _ = check_trees({**trees, "DemoCDF": other})
+    assert {(e.left, e.right) for e in errors} == {("DemoFF/train", "DemoCDF/test")}
