@@ -80,3 +80,27 @@ def test_build_table_columns_and_reserved_name():
     assert table.columns[-3:] == [("Mean", "frame_auc"), ("Mean", "video_auc"), ("Mean", "frame_eer")]
     with pytest.raises(ValueError, match="reserved"):
         build_table({"a": {"Mean": {"frame_auc": 0.5}}})
+
+
+def test_papers_metrics_have_their_titles_in_every_format(tmp_path):
+    # Registry names (training/metrics.py METRICS) -> registry titles in markdown, LaTeX and the report.
+    from analysis.report import detail_table, results_table
+
+    results = {"gend": {"CDF": {"video_auc": 0.9, "video_map": 0.8, "video_ap_real": 0.7,
+                                "video_tpr_at_fpr_0.1pct": 0.2, "video_eer": 0.1}},
+               "ln": {"CDF": {"video_auc": 0.8, "video_map": 0.85, "video_ap_real": 0.6,
+                              "video_tpr_at_fpr_0.1pct": 0.3, "video_eer": 0.2}}}
+    extra = ("video_map", "video_ap_real", "video_tpr_at_fpr_0.1pct", "video_eer")
+    markdown = write_tables(results, tmp_path / "t", metrics=("video_auc",), extra=extra)
+    header = markdown.splitlines()[0]
+    for title in ("CDF Video AUC", "CDF Video mAP", "CDF Video AP real", "CDF Video TPR@0.1%FPR", "Mean Video EER"):
+        assert title in header
+    tex = (tmp_path / "t.tex").read_text()
+    assert r"\textbf{85.00}" in tex and r"\textbf{10.00}" in tex  # best mAP is the max, best EER the min
+    assert "Video mAP (%)" in results_table(results, extra=extra)
+    assert "Video TPR@0.1%FPR (%)" in detail_table(results["gend"])
+
+
+def test_unknown_metric_name_lists_the_registry():
+    with pytest.raises(KeyError, match="video_map"):
+        build_table(RESULTS, metrics=("video_mAP",))
