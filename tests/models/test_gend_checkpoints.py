@@ -253,6 +253,15 @@ def test_checkpoint_without_head_is_refused(tmp_path, layout):
     assert "config.json" in str(error.value) and "hyper_parameters" in str(error.value)
 
 
+def test_other_safetensors_are_not_taken_for_gend(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file(timm.create_model("vit_pe_core_large_patch14_336", pretrained=False, **PE_KWARGS).state_dict(),
+              str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="model.backbone.pretrained"):
+        load_detector_weights(nn.Linear(1, 1), tmp_path / "model.safetensors")
+
+
 def test_merged_cls_feature_is_refused(tmp_path):
     module = GenDModule("dinov3", "LinearNorm")
     path = save_lightning(module, tmp_path / "model.ckpt",

@@ -70,7 +70,6 @@ GEND_BACKBONES = {
 }
 
 
-
 def _config_enum_stand_in(name: str) -> type:
     """GenD's and LN-CLIP's ``src/config.py`` declare ``head: str = Head.Linear`` and ``backbone: str =
     Backbone.CLIP_B_32``: a field left at its default keeps the ``(str, Enum)`` member in
@@ -151,6 +150,10 @@ def read_published(path, payload: Optional[Mapping[str, Any]] = None) -> Publish
         if not isinstance(config, Mapping):
             raise CheckpointError(f"{path}: hyper_parameters is a {type(config).__name__}, not a dict.")
     state = strip_prefixes(state)
+    if not is_published_state_dict(state):
+        raise CheckpointError(f"{path} holds no GenD/LN-CLIP encoder (no feature_extractor.* keys). Detector "
+                              f"weights of this framework are .pt files; a tower's pretrained weights go to "
+                              f"model.backbone.pretrained.")
     options = {k: v for k, v in config.items() if k not in ("head", "backbone")}
     head, backbone = (_plain(config.get(key)) for key in ("head", "backbone"))
     return PublishedCheckpoint(source=str(path), state=state, head=head, backbone=backbone, options=options)
