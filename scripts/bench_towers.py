@@ -9,6 +9,9 @@ Variants, each run in its own subprocess so peak memory is its own:
            the timm model itself, requires_grad_(False), then every parameter whose name contains one
            of GenD's `unfreeze_layers` substrings trainable; feature = PE: `model(x)` with no classifier
            (attention pool), DINOv3: CLS of the final-normed tokens; L2-norm + Linear head ("LinearNorm")
+  gend_hf_ln DINOv3 only: GenD's own library for it, Hugging Face transformers DINOv3ViTModel (ViT-L/16
+           config of facebook/dinov3-vitl16-pretrain-lvd1689m), same substrings on HF's names, feature
+           last_hidden_state[:, 0] (src/encoders/dino_encoder.py)
 Both at 224 px, random weights (same architecture and FLOPs as the pretrained ones); PE-Core-L/14-336 runs
 at 224 with dynamic_img_size as GenD does. Step = forward, CE, backward, AdamW step. Time: median over the
 timed steps after --warmup untimed ones; repeats alternate the variants, and the ratio is the median of the
@@ -66,6 +69,34 @@ def build_gend(tower: str):
     return model, forward
 
 
+HF_DINOV3_L = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                   patch_size=16, num_register_tokens=4, layerscale_value=1e-5, image_size=IMAGE_SIZE)
+
+
+def build_gend_hf(tower: str):
+    import torch
+    import transformers
+
+    if tower != "dinov3":
+        raise ValueError("gend_hf_ln exists for dinov3 only (GenD runs PE through timm, i.e. gend_ln).")
+    backbone = transformers.DINOv3ViTModel(transformers.DINOv3ViTConfig(**HF_DINOV3_L))
+    head = torch.nn.Linear(HF_DINOV3_L["hidden_size"], 2)
+    model = torch.nn.ModuleDict({"feature_extractor": backbone, "model": head})
+    model.requires_grad_(False)
+    for name, param in model.named_parameters():
+        if any(s in name for s in TOWERS[tower][1]) or name.startswith("model."):
+            param.requires_grad = True
+
+    def forward(images):
+        feat = backbone(pixel_values=images).last_hidden_state[:, 0]
+        return head(torch.nn.functional.normalize(feat, dim=-1))
+
+    return model, forward
+
+
+BUILDERS = {"ours_ln": build_ours, "gend_ln": build_gend, "gend_hf_ln": build_gend_hf}
+
+
 def run_variant(variant: str, tower: str, batch: int, steps: int, warmup: int, device_name: str, amp: str) -> dict:
     import torch
 
@@ -73,7 +104,7 @@ def run_variant(variant: str, tower: str, batch: int, steps: int, warmup: int, d
 
     device = torch.device(device_name)
     torch.manual_seed(0)
-    model, forward = (build_ours if variant == "ours_ln" else build_gend)(tower)
+    model, forward = BUILDERS[variant](tower)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
@@ -120,14 +151,16 @@ def run_single(variant: str, tower: str, args: argparse.Namespace) -> dict:
 
 def main(argv=None) -> int:
     parser = cli_parser(__file__, __doc__)
-    parser.add_argument("--towers", nargs="+", default=list(TOWERS), choices=list(TOWERS))
+    parser.add_argument("--towers", nargs="+", default=list(TOWERS), choices=list(TOWERS),
+                        help="vision towers to measure")
     parser.add_argument("--batch", type=int, default=8, help="images per training step")
     parser.add_argument("--steps", type=int, default=3, help="timed training steps per variant")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps before the timed ones")
     parser.add_argument("--device", default="cpu", help="cpu | cuda")
     parser.add_argument("--amp", default="off", choices=["off", "bf16", "auto"],
                         help="off = fp32, bf16 = bf16 autocast, auto = as train.amp auto chooses")
-    parser.add_argument("--repeats", type=int, default=2, help="alternating runs of both variants")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating runs of the variants")
+    parser.add_argument("--variants", nargs="+", default=list(BUILDERS), choices=list(BUILDERS))
     parser.add_argument("--single", help=argparse.SUPPRESS)  # internal: one variant in this process
     args = parser.parse_args(argv)
     if args.single:
@@ -139,18 +172,21 @@ def main(argv=None) -> int:
 
     print(host_line(host_description(torch.device(args.device))), flush=True)
     for tower in args.towers:
-        runs = {"ours_ln": [], "gend_ln": []}
+        runs = {variant: [] for variant in ("ours_ln", "gend_ln", "gend_hf_ln")
+                if variant in args.variants and (variant != "gend_hf_ln" or tower == "dinov3")}
         for _ in range(args.repeats):
             for variant in runs:
                 row = run_single(variant, tower, args)
                 runs[variant].append(row)
                 print(f"{row['arch']:30s} {variant:8s} {row['precision']:6s} trainable {row['trainable']:>8,d}  "
                       f"step {row['median_step_s']:7.2f} s  peak {row['peak_mem_mb']:7.0f} MB", flush=True)
-        speed = [g["median_step_s"] / o["median_step_s"] for o, g in zip(runs["ours_ln"], runs["gend_ln"])]
-        memory = [o["peak_mem_mb"] / max(g["peak_mem_mb"], 1e-9) for o, g in zip(runs["ours_ln"], runs["gend_ln"])]
-        print(f"{TOWERS[tower][0]}: ours / GenD speed {statistics.median(speed):.2f}x (per repeat "
-              f"{', '.join(f'{s:.2f}' for s in speed)}), peak memory ours / GenD {statistics.median(memory):.2f}",
-              flush=True)
+        for reference in [v for v in runs if v != "ours_ln" and runs.get("ours_ln")]:
+            pairs = list(zip(runs["ours_ln"], runs[reference]))
+            speed = [ref["median_step_s"] / ours["median_step_s"] for ours, ref in pairs]
+            memory = [ours["peak_mem_mb"] / max(ref["peak_mem_mb"], 1e-9) for ours, ref in pairs]
+            print(f"{TOWERS[tower][0]}: ours / {reference} speed {statistics.median(speed):.2f}x (per repeat "
+                  f"{', '.join(f'{x:.2f}' for x in speed)}), peak memory ours / {reference} "
+                  f"{statistics.median(memory):.2f}", flush=True)
     return 0
 
 

@@ -84,11 +84,13 @@ class TimmTower(VisionTower):
         self.arch, self.pretrained = arch, pretrained
         tag = resolve_tag(arch, pretrained)
         full_name = f"{name}.{tag}" if tag and tag != IMAGENET_TAG else name
-        kwargs: Dict[str, Any] = {"num_classes": 0, **dict(model_kwargs or {})}
         if "num_classes" in (model_kwargs or {}):
             raise ValueError("model.backbone.model_kwargs.num_classes: the tower has no classifier (the "
                              "detector's head classifies); remove it.")
-        native = kwargs.get("img_size") or (get_pretrained_cfg(full_name) or get_pretrained_cfg(name)).input_size[-1]
+        kwargs: Dict[str, Any] = {"num_classes": 0, **dict(model_kwargs or {})}
+        # An unknown tag fails here, with the model's tags listed.
+        pretrained_cfg = pretrained_cfg_for(name, tag) if tag else get_pretrained_cfg(name).to_dict()
+        native = kwargs.get("img_size") or pretrained_cfg["input_size"][-1]
         if image_size is not None and int(image_size) != int(native):
             kwargs["dynamic_img_size"] = True  # keep the pretrained grid; resample per forward (module docstring)
         if pretrained:
