@@ -23,7 +23,6 @@ source ``<t>``), Celeb-DF fakes ``id<t>_id<s>_<nnnn>`` (source ``id<t>_<nnnn>``)
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from training.registry import DATASET_ADAPTERS

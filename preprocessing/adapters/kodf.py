@@ -28,17 +28,14 @@ REAL_LABEL, FAKE_LABEL = "KoDF_real", "KoDF_fake"
 METHODS = ("audio_driven", "dffs", "dfl", "fo", "fsgan")
 
 
-def index_tree(builder: IndexBuilder, root: Path, top: Path, label: str, subject_depth: int) -> int:
-    """Index every clip below ``top``; return how many clips were listed."""
-    listed = 0
+def index_tree(builder: IndexBuilder, root: Path, top: Path, label: str) -> None:
+    """Index every clip below ``top`` into ``test``; identity = the first folder below ``top``."""
     for folder in video_folders(top):
         relative = folder.relative_to(root).as_posix()
         parts = folder.relative_to(top).parts
-        subject: Optional[str] = parts[subject_depth] if len(parts) > subject_depth else None
+        subject: Optional[str] = parts[0] if parts else None
         for clip in listed_videos(folder):
-            listed += 1
             builder.add(label, "test", folder, clip, video=f"{relative}/{clip}", identity=subject)
-    return listed
 
 
 @DATASET_ADAPTERS.register("KoDF")
@@ -49,10 +46,10 @@ def kodf(context: AdapterContext) -> AdapterResult:
         raise AdapterError(f"KoDF: expected {originals} and {synthesized} (the release's real and synthesized "
                            f"parts). Extract them there and preprocess each clip folder.")
     main = IndexBuilder(context, "KoDF", [REAL_LABEL, FAKE_LABEL])
-    index_tree(main, root, originals, REAL_LABEL, subject_depth=0)
+    index_tree(main, root, originals, REAL_LABEL)
     methods: List[str] = sorted(p.name for p in synthesized.iterdir() if p.is_dir())
     for method in methods:
-        index_tree(main, root, synthesized / method, FAKE_LABEL, subject_depth=0)
+        index_tree(main, root, synthesized / method, FAKE_LABEL)
     main.check_labels({REAL_LABEL: originals, FAKE_LABEL: synthesized})
     indexes, notes = {"KoDF": main.json()}, main.notes()
     unknown = sorted(set(methods) - set(METHODS))
@@ -62,7 +59,7 @@ def kodf(context: AdapterContext) -> AdapterResult:
     if adversarial.is_dir():
         adv = IndexBuilder(context, "KoDF-adv", [REAL_LABEL, FAKE_LABEL])
         for side, label in (("real", REAL_LABEL), ("fake", FAKE_LABEL)):
-            index_tree(adv, root, adversarial / side, label, subject_depth=0)
+            index_tree(adv, root, adversarial / side, label)
         adv.check_labels({REAL_LABEL: adversarial / "real", FAKE_LABEL: adversarial / "fake"})
         indexes["KoDF-adv"] = adv.json()
         notes += adv.notes()

@@ -3,7 +3,6 @@
 Each tree lists one video (in a split file, the metadata or as a raw video file)
 that preprocessing left without frames: the adapter reports it, never drops it silently."""
 import csv
-import json
 from pathlib import Path
 
 import pytest
