@@ -1,6 +1,5 @@
 """Split leakage: planted identity / source-video overlaps are found, clean splits pass."""
 import json
-from pathlib import Path
 
 import pytest
 
