@@ -24,7 +24,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 from analysis.tables import write_tables
 from training.cli import cli_parser, run_cli
 from training.data.perturbations import SEVERITIES, Perturbation, perturbation_from_name
-from training.metrics import get_metric
+from training.metrics import SELECTABLE_METRICS, get_metric
 
 CLEAN = "clean"
 ROW_LABEL = "Detector / perturbation"
@@ -145,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = cli_parser(__file__, __doc__)
     parser.add_argument("--results", required=True, help=f"{RESULTS_FILE} (or the directory holding it)")
     parser.add_argument("--out", help="output prefix (default: robustness next to the results file)")
-    parser.add_argument("--metric", default="video_auc", help="metric of the plot (default video_auc)")
+    parser.add_argument("--metric", default="video_auc", choices=SELECTABLE_METRICS,
+                        help="metric of the plot, a training/metrics.py name (default video_auc)")
     parser.add_argument("--extra_metrics", action="store_true", help="add the EXTRA_METRICS columns of training/metrics.py")
     return parser
 

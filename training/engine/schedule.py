@@ -19,6 +19,10 @@
   cut off by the end of training.
 * ``constant``: the base lr after the warm-up.
 
+With a warm-up, ``cosine`` spans the steps after it (reaching ``min_lr`` at the last step); GenD's
+``cosine`` + warm-up keeps ``T_max`` = all steps, so it ends above ``min_lr``. No published GenD
+run uses that combination (they use ``cyclic``), and LN-CLIP has no warm-up.
+
 ``warmup_start: min_lr`` is GenD's warm-up, ``LinearLR(start_factor = min_lr / lr, total_iters =
 W)``: min_lr at step 0, rising linearly to the base lr at step W. The warm-up length is rounded
 (GenD truncates; equal for the whole-epoch warm-ups its experiments use).
