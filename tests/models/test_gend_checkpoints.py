@@ -394,3 +394,42 @@ def test_lightning_file_with_a_default_head_enum_loads(tmp_path, monkeypatch):
     images = torch.randn(2, 3, CLIP_SIZE, CLIP_SIZE)
     with torch.no_grad():
         torch.testing.assert_close(detector({"image": images})["prob"], reference.p_fake(images), atol=1e-4, rtol=0)
+
+
+# -- the released sizes: GenD's full-size layouts fit our towers key for key (meta tensors) ------
+def _full_size_gend_encoder(variant: str):
+    """GenD's encoder state dict at the published size, as its code builds it (configs of
+    openai/clip-vit-large-patch14, facebook/dinov3-vitl16-pretrain-lvd1689m, timm PE-Core-L)."""
+    with torch.device("meta"):
+        if variant == "clip":
+            config = transformers.CLIPConfig(
+                vision_config=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
+                                   num_attention_heads=16, image_size=224, patch_size=14),
+                text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2))
+            return hf_vision_to_open_clip(transformers.CLIPModel(config).vision_model.state_dict())
+        if variant == "dinov3":
+            config = transformers.DINOv3ViTConfig(
+                hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, patch_size=16,
+                image_size=224, num_register_tokens=4, layerscale_value=1e-5, rope_theta=100.0, query_bias=True,
+                key_bias=False, value_bias=True)
+            state = hf_dinov3_to_timm(transformers.DINOv3ViTModel(config).state_dict())
+            return {k: v for k, v in state.items() if not k.endswith((".q_bias", ".v_bias"))}  # zero: dropped
+        model = timm.create_model("vit_pe_core_large_patch14_336", pretrained=False, dynamic_img_size=True)
+        model.head = nn.Identity()
+        return timm_tower_keys(model.state_dict())
+
+
+@pytest.mark.parametrize("variant,backbone", [
+    ("clip", {"tower": "open_clip", "arch": "ViT-L-14"}),
+    ("dinov3", {"tower": "timm", "arch": "vit_large_patch16_dinov3", "image_size": 224}),
+    ("pe", {"tower": "timm", "arch": "vit_pe_core_large_patch14_336", "image_size": 224})])
+def test_full_size_layouts_fit_our_towers(variant, backbone):
+    from training.models import build_detector, detector_defaults
+
+    cfg = detector_defaults("clip")
+    cfg.update(name="clip")
+    cfg["backbone"] = {**cfg["backbone"], **backbone, "pretrained": None}
+    with torch.device("meta"):
+        ours = build_detector({"model": cfg}).backbone.library_module.state_dict()
+    theirs = _full_size_gend_encoder(variant)
+    assert {k: tuple(v.shape) for k, v in theirs.items()} == {k: tuple(v.shape) for k, v in ours.items()}
