@@ -45,6 +45,14 @@ ConfigLoader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"))
 
+# YAML 1.1 also reads on/off/yes/no as booleans, so `amp: off` or `--opts train.amp=off` arrived as
+# False and failed the choice check (auto | bf16 | off). Booleans are true/false only, as in YAML 1.2.
+ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in ConfigLoader.yaml_implicit_resolvers.items()}
+ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                   list("tTfF"))
+
 
 def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=ConfigLoader)  # a SafeLoader: no arbitrary objects
