@@ -144,7 +144,7 @@ def read_published(path, payload: Optional[Mapping[str, Any]] = None) -> Publish
         state = _read_safetensors(weights)
     else:
         if payload is None:
-            payload = load_checkpoint(path)
+            payload = load_checkpoint(path, PUBLISHED_CONFIG_CLASSES)
         state = payload.get("state_dict", payload)
         config = payload.get("hyper_parameters") or {}
         if not isinstance(config, Mapping):
