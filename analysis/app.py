@@ -247,8 +247,9 @@ def build_ui(analyser: MediaAnalyser, title: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m analysis.app", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from training.cli import cli_parser
+
+    parser = cli_parser(__file__, __doc__)
     parser.add_argument("--weights_path", required=True, help="run directory (runs/<run>) or checkpoint file")
     parser.add_argument("--detector_path", help="detector YAML (default: config.yaml of the run directory)")
     parser.add_argument("--opts", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides")
@@ -283,4 +284,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import sys
+
+    from training.cli import run_cli
+
+    sys.exit(run_cli(main))

@@ -28,6 +28,7 @@ and fake videos and spreading over manipulation methods. Default output:
 from __future__ import annotations
 
 import argparse
+import sys
 import math
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from analysis.plotting import PLOTS_DIR, new_figure, save_png
+from training.cli import cli_parser, run_cli
 from training.engine.run_dir import RunDir
 
 METHODS = ("auto", "gradcam", "rollout", "both")
@@ -263,8 +265,7 @@ def load_run_detector(run_dir: Path, checkpoint: str = "best", device: str = "cp
         raise FileNotFoundError(f"{config_path} not found: --run must be a training run directory (runs/<run>)")
     config = load_config(config_path, list(overrides))
     detector = build_detector(config)
-    checkpoint_path = (Path(checkpoint) if checkpoint.endswith(".pt")
-                       else Path(run_dir) / "checkpoints" / f"{checkpoint}.pt")
+    checkpoint_path = Path(checkpoint) if checkpoint.endswith(".pt") else run.checkpoint(checkpoint)
     load_detector_weights(detector, checkpoint_path)
     return config, detector.to(device).eval()
 
@@ -352,11 +353,12 @@ def explain(detector: nn.Module, images: torch.Tensor, method: str = "auto",
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli_parser(__file__, __doc__)
     parser.add_argument("--run", required=True, help="training run directory (runs/<run>)")
-    parser.add_argument("--dataset", help="test dataset to draw faces from (default: the run's first test set)")
-    parser.add_argument("--num_images", type=int, default=8)
-    parser.add_argument("--method", default="auto", choices=METHODS)
+    parser.add_argument("--dataset", metavar="NAME", help="test dataset to draw faces from (default: the run's first test set)")
+    parser.add_argument("--num_images", type=int, default=8, help="faces in the figure (half real, half fake)")
+    parser.add_argument("--method", default="auto", choices=METHODS,
+                        help="auto: Grad-CAM for CNNs, attention rollout for ViTs")
     parser.add_argument("--checkpoint", default="best", help="best | last | path to a .pt file")
     parser.add_argument("--target_layer", help="module name for Grad-CAM (default: chosen automatically)")
     parser.add_argument("--opts", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides (data.root=...)")
@@ -387,4 +389,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_cli(main))

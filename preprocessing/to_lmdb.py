@@ -39,9 +39,15 @@ from training.data.catalog import (LABEL_MAP_FILE, CatalogError, SkipReport, ava
 from training.data.records import VideoRecord
 from training.data.storage import (LMDB_META_KEY, RgbStorage, UnreadableFileError, build_storage,
                                    decode_image, decode_landmarks, decode_mask, lmdb_key, lmdb_path)
+from training.cli import EXIT_OK, EXIT_PARTIAL, cli_parser, invocation, run_cli
+from training.errors import UserError
 from training.utils.atomic import new_directory_mode
 
 log = logging.getLogger(__name__)
+
+
+class LmdbSizeError(UserError, RuntimeError):
+    """The LMDB map size is too small for the dataset (the fix: a larger --map_size_gb)."""
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FORMAT_VERSION = 1
@@ -146,8 +152,8 @@ def convert(data_root: Path, dataset: str, map_size_gb: Optional[float] = None,
         _replace_directory(temporary, target)
     except lmdb.MapFullError as error:
         shutil.rmtree(temporary, ignore_errors=True)
-        raise RuntimeError(f"LMDB map size {map_size / (1 << 30):.1f} GiB is too small for {dataset}; "
-                           f"pass a larger --map_size_gb") from error
+        raise LmdbSizeError(f"LMDB map size {map_size / (1 << 30):.1f} GiB is too small for {dataset}; "
+                            f"pass a larger --map_size_gb") from error
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
@@ -233,7 +239,8 @@ def _print_split(out, title: str, records: Sequence[VideoRecord], report: SkipRe
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data_root", default="datasets", help="data root (default: datasets)")
-    parser.add_argument("--dataset", required=True, help="dataset name: json/<dataset>.json")
+    parser.add_argument("--dataset", nargs="+", required=True, metavar="NAME",
+                        help="dataset name(s): json/<dataset>.json, each handled in turn")
     parser.add_argument("--workers", type=int, default=2, help="reader threads (default: 2)")
 
 
@@ -241,38 +248,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if argv[:1] == ["validate"]:
-        parser = argparse.ArgumentParser(prog="python -m preprocessing.to_lmdb validate",
-                                         description="Check that every file of a dataset can be read.")
+        parser = cli_parser(__file__, "Check that every file of a dataset can be read (exit status 1 when a "
+                                      "problem is found).", prog=invocation(__file__) + " validate")
         _common_arguments(parser)
-        parser.add_argument("--storage", choices=("rgb", "lmdb"), default="rgb")
+        parser.add_argument("--storage", choices=("rgb", "lmdb"), default="rgb",
+                            help="read the frame files (rgb) or the LMDB written by this tool (lmdb)")
         parser.add_argument("--label_config", default=str(REPO_ROOT / LABEL_MAP_FILE),
                             help=f"YAML with data.label_dict (default: {LABEL_MAP_FILE})")
         args = parser.parse_args(argv[1:])
-        try:
-            label_dict = load_label_dict(args.label_config)
-            problems = validate(Path(args.data_root), args.dataset, args.storage, label_dict,
-                                workers=args.workers)
-        except (CatalogError, FileNotFoundError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        return 1 if problems else 0
+        label_dict = load_label_dict(args.label_config)
+        problems = sum(validate(Path(args.data_root), dataset, args.storage, label_dict, workers=args.workers)
+                       for dataset in args.dataset)
+        return EXIT_PARTIAL if problems else EXIT_OK
 
-    parser = argparse.ArgumentParser(prog="python -m preprocessing.to_lmdb",
-                                     description="Copy a dataset's frames, masks and landmarks into an LMDB "
-                                                 "(subcommand `validate` checks a dataset instead).")
+    parser = cli_parser(__file__, "Copy a dataset's frames, masks and landmarks into an LMDB "
+                                  "(subcommand `validate` checks a dataset instead).")
     _common_arguments(parser)
     parser.add_argument("--map_size_gb", type=float, default=None,
                         help="LMDB map size in GiB (default: twice the source size plus 1 GiB)")
     parser.add_argument("--commit_every", type=int, default=500,
                         help="files per write transaction (bounds memory; default: 500)")
     args = parser.parse_args(argv[1:] if argv[:1] == ["convert"] else argv)
-    try:
-        convert(Path(args.data_root), args.dataset, args.map_size_gb, args.commit_every, args.workers)
-    except (CatalogError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    for dataset in args.dataset:  # a bad source raises CatalogError (a user error: exit 2, nothing replaced)
+        convert(Path(args.data_root), dataset, args.map_size_gb, args.commit_every, args.workers)
+    return EXIT_OK
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -1,4 +1,4 @@
-"""Component-wise ablation: train every variant of one detector config, test each, tabulate.
+r"""Component-wise ablation: train every variant of one detector config, test each, tabulate.
 
     python -m scripts.ablation --detector_path configs/detector/demo_clip_tiny.yaml \
         --out docs/ablation_run [--runs_dir runs/ablation_demo] [--variants configs/ablation/clip_modules.yaml] \
@@ -40,7 +40,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from training.cli import cli_parser, run_cli  # noqa: E402
 from training.config import load_yaml  # noqa: E402
+from training.engine.run_dir import RunDir  # noqa: E402
 from training.metrics import get_metric  # noqa: E402
 
 DEFAULT_VARIANTS = Path(__file__).resolve().parent.parent / "configs" / "ablation" / "clip_modules.yaml"
@@ -51,7 +53,7 @@ log = logging.getLogger("ablation")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli_parser(__file__, __doc__)
     parser.add_argument("--detector_path", required=True, help="detector YAML config shared by all variants")
     parser.add_argument("--out", required=True, help="output directory of ablation.{md,csv,tex,json}")
     parser.add_argument("--runs_dir", help="where the variants' run directories go (default <out>/runs); "
@@ -142,7 +144,7 @@ def reusable_wall_time(run_dir: Path, expected: Dict[str, Any]) -> Optional[floa
     """Wall time of a finished run of exactly this config, or None when it must be (re)trained:
     no metrics.json, or the detector config / overrides changed since it ran."""
     stamp = run_dir / STAMP
-    if not (run_dir / "metrics.json").is_file() or not stamp.is_file():
+    if not RunDir(run_dir).metrics.is_file() or not stamp.is_file():
         return None
     previous = json.loads(stamp.read_text(encoding="utf-8"))
     if previous.get("config") != expected:
@@ -179,9 +181,9 @@ def train_variant(detector_path: str, run_dir: Path, overrides: List[str], devic
     if overrides:
         argv += ["--opts", *overrides]
     code = train_main(argv)
-    if code != 0 or not (run_dir / "metrics.json").is_file():
+    if code != 0 or not RunDir(run_dir).metrics.is_file():
         raise SystemExit(f"Training variant in {run_dir} did not finish (exit code {code}, no metrics.json); "
-                         f"see {run_dir / 'train.log'}.")
+                         f"see {RunDir(run_dir).log}.")
     return time.time() - start
 
 
@@ -212,15 +214,15 @@ def describe_variant(run_dir: Path, latency_batch: int, repeats: int, device) ->
     from training.engine.checkpoint import load_detector_weights
     from training.models import build_detector, count_parameters
 
-    config = load_config(run_dir / "config.yaml")
+    config = load_config(RunDir(run_dir).config)
     detector = build_detector(config).to(device)
-    load_detector_weights(detector, run_dir / "checkpoints" / "best.pt")
+    load_detector_weights(detector, RunDir(run_dir).best)
     counts = count_parameters(detector)
     by_module = detector.parameter_report() if hasattr(detector, "parameter_report") else {}
     module_trainable = sum(c["trainable"] for name, c in by_module.items() if name not in BACKBONE_AND_HEAD)
     resolution = detector.input_spec.resolution
     return {
-        "metrics": json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")),
+        "metrics": json.loads(RunDir(run_dir).metrics.read_text(encoding="utf-8")),
         "trainable": counts["trainable"], "total": counts["total"], "module_trainable": module_trainable,
         "parameters_by_module": by_module,
         "ms_per_image_b1": measure_latency(detector, resolution, 1, repeats, device),
@@ -271,8 +273,8 @@ def paired_bootstrap_se(reference_dirs: Sequence[Path], run_dirs: Sequence[Path]
     rng = np.random.default_rng(seed)
     deltas = np.zeros(resamples)
     for dataset in datasets:
-        references = [video_level(d / "test" / dataset / "predictions.csv") for d in reference_dirs]
-        currents = [video_level(d / "test" / dataset / "predictions.csv") for d in run_dirs]
+        references = [video_level(RunDir(d).predictions(dataset)) for d in reference_dirs]
+        currents = [video_level(RunDir(d).predictions(dataset)) for d in run_dirs]
         keys = sorted(references[0])
         if any(set(videos) != set(keys) for videos in references + currents):
             return None  # different test videos: no paired comparison
@@ -444,7 +446,7 @@ def describe_seeds(described: Dict[str, Any], seeds: Sequence[int], run_dirs: Se
                    walls: Sequence[float]) -> List[Optional[float]]:
     """Replace a variant's metrics by their mean over its seed runs; keep each run's own.
     Returns each seed's mean video AUC (in ``seeds`` order)."""
-    per_seed = [json.loads((d / "metrics.json").read_text(encoding="utf-8")) for d in run_dirs]
+    per_seed = [json.loads(RunDir(d).metrics.read_text(encoding="utf-8")) for d in run_dirs]
     means = [mean_video_auc(m) for m in per_seed]
     described["metrics"] = average_metrics(per_seed)
     described["seeds"] = {str(seed): {"run_dir": str(d), "metrics": m, "wall_s": w}
@@ -515,4 +517,4 @@ def main(argv: Optional[List[str]] = None, train_main: Optional[Callable[[List[s
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -19,7 +19,6 @@ allocated (in a separate run: tracing slows Python down).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -28,6 +27,11 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
+
+if __package__ in (None, ""):
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the repository root, not scripts/
+
+from training.cli import cli_parser, run_cli  # noqa: E402
 
 FRAMES = 32
 SIZES = {
@@ -116,9 +120,10 @@ def measure(root: Path, name: str, labels: List[str], trace: bool) -> Dict:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=["ffpp", "dfdc"])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = cli_parser(__file__, __doc__)
+    parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=["ffpp", "dfdc"],
+                        help="dataset sizes to index (see above)")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements per size (the median is reported)")
     parser.add_argument("--keep", help="write the JSON files here (kept) instead of a temporary folder")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench_index_") as tmp:
@@ -146,4 +151,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

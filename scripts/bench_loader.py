@@ -1,4 +1,4 @@
-"""Frames per second of the training data loader (read + decode + augment + collate).
+r"""Frames per second of the training data loader (read + decode + augment + collate).
 
     python scripts/bench_loader.py --data_root /path/to/demo_root [--dataset DemoFF] \
         [--config configs/detector/xception.yaml] [--workers 0 2 4] [--repeats 3]
@@ -42,6 +42,7 @@ from typing import Dict, List, Optional, Sequence
 
 if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
+from training.cli import cli_parser, run_cli  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -381,18 +382,20 @@ def stage_costs(roots: Dict[str, Path], args, repeats: int = 200) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli_parser(__file__, __doc__)
     parser.add_argument("--data_root", help="data root with json/<dataset>.json (default: generate a demo)")
-    parser.add_argument("--dataset", default="DemoFF")
+    parser.add_argument("--dataset", default="DemoFF", help="dataset whose training frames are read")
     parser.add_argument("--config", default="configs/detector/xception.yaml",
                         help="detector config: resolution, normalisation and augmentations")
     parser.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2, 4])
-    parser.add_argument("--pipelines", nargs="+", choices=PIPELINES, default=list(PIPELINES))
-    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2, 4],
+                        help="DataLoader worker counts to measure")
+    parser.add_argument("--pipelines", nargs="+", choices=PIPELINES, default=list(PIPELINES),
+                        help="loaders to compare (see above)")
+    parser.add_argument("--batch_size", type=int, default=32, help="samples per batch")
     parser.add_argument("--batches", type=int, default=8, help="timed batches per measurement")
     parser.add_argument("--warmup", type=int, default=2, help="untimed batches first (worker start-up)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="measurements per setting (median reported)")
     parser.add_argument("--deepfakebench", metavar="CHECKOUT",
                         help="a DeepfakeBench checkout: adds its own dataset class as the 'deepfakebench' pipeline")
     parser.add_argument("--deepfakebench_site", metavar="DIR",
@@ -421,4 +424,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

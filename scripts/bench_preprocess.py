@@ -1,4 +1,4 @@
-"""Preprocessing throughput: our pipeline vs a faithful re-implementation of DeepfakeBench's.
+r"""Preprocessing throughput: our pipeline vs a faithful re-implementation of DeepfakeBench's.
 
 Usage::
 
@@ -21,7 +21,6 @@ and it runs in processes (it used threads, which the GIL serialises).
 """
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import resource
 import shutil
@@ -42,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from preprocessing import faces  # noqa: E402
 from preprocessing import preprocess as ours  # noqa: E402
 from preprocessing.demo import raw_videos  # noqa: E402
+from training.cli import cli_parser, run_cli  # noqa: E402
 
 # DeepfakeBench's five alignment points (dlib 68-point indices).
 DFB_POINTS = (37, 44, 30, 49, 55)
@@ -143,15 +143,15 @@ def time_runs(runners: dict, videos: Sequence[Path], work_dir: Path, workers: in
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = cli_parser(__file__, __doc__)
     parser.add_argument("--videos", type=int, default=8, help="number of demo videos (even; half real, half fake)")
     parser.add_argument("--frames", type=int, default=120, help="frames per video (120)")
     parser.add_argument("--size", default="1280x720", help="video size WIDTHxHEIGHT (1280x720)")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of both pipelines")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per pipeline (the median is reported)")
     parser.add_argument("--num_frames", type=int, default=32, help="frames sampled per video (32)")
     parser.add_argument("--work_dir", help="where videos and outputs go (default: a temporary folder)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated demo videos")
     args = parser.parse_args(argv)
 
     work_dir = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="bench_preprocess_"))
@@ -179,4 +179,4 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

@@ -160,7 +160,8 @@ def main(argv=None) -> int:
     parser.add_argument("--amp", default="off", choices=["off", "bf16", "auto"],
                         help="off = fp32, bf16 = bf16 autocast, auto = as train.amp auto chooses")
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of the variants")
-    parser.add_argument("--variants", nargs="+", default=list(BUILDERS), choices=list(BUILDERS))
+    parser.add_argument("--variants", nargs="+", default=list(BUILDERS), choices=list(BUILDERS),
+                        help="implementations to compare, each in its own subprocess")
     parser.add_argument("--single", help=argparse.SUPPRESS)  # internal: one variant in this process
     args = parser.parse_args(argv)
     if args.single:

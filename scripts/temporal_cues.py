@@ -17,13 +17,13 @@ others (docs/TEMPORAL.md, section 4).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
 if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
+from training.cli import cli_parser, run_cli  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -76,23 +76,25 @@ def measure(data_root: Path, dataset: str, split: str) -> Dict[str, float]:
     }
 
 
-def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_root", default="datasets")
-    parser.add_argument("--dataset", default="DemoTemporal")
-    parser.add_argument("--split", default="test")
+def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
+    parser = cli_parser(__file__, __doc__)
+    parser.add_argument("--data_root", default="datasets", help="data root holding json/<dataset>.json")
+    parser.add_argument("--dataset", nargs="+", default=["DemoTemporal"], help="datasets to analyse")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to analyse")
     args = parser.parse_args(argv)
-    result = measure(Path(args.data_root), args.dataset, args.split)
-    print(f"{args.dataset} {args.split}: {result['videos']} videos, {result['frames']} frames")
-    print("| Statistic | AUC |\n|---|---|")
-    print(f"| centre brightness minus frame brightness, per frame (frame-level cue) | "
-          f"{result['frame_centre_minus_frame_brightness']:.2f} |")
-    print(f"| mean absolute second temporal difference of the centre brightness, per video | "
-          f"{result['video_second_difference']:.2f} |")
-    print(f"| fraction of sign changes between consecutive first differences, per video | "
-          f"{result['video_sign_change_fraction']:.2f} |")
-    return result
+    results = {}
+    for dataset in args.dataset:
+        result = results[dataset] = measure(Path(args.data_root), dataset, args.split)
+        print(f"{dataset} {args.split}: {result['videos']} videos, {result['frames']} frames")
+        print("| Statistic | AUC |\n|---|---|")
+        print(f"| centre brightness minus frame brightness, per frame (frame-level cue) | "
+              f"{result['frame_centre_minus_frame_brightness']:.2f} |")
+        print(f"| mean absolute second temporal difference of the centre brightness, per video | "
+              f"{result['video_second_difference']:.2f} |")
+        print(f"| fraction of sign changes between consecutive first differences, per video | "
+              f"{result['video_sign_change_fraction']:.2f} |")
+    return results
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Distributed (DDP) training with torchrun: one process per GPU, on one or several nodes.
+# usage: scripts/train.sh GPUS_PER_NODE [NODES NODE_RANK MASTER_ADDR MASTER_PORT] TRAIN_ARGS...
 #
-#   scripts/train.sh GPUS_PER_NODE [NODES NODE_RANK MASTER_ADDR MASTER_PORT] TRAIN_ARGS...
+# Distributed (DDP) training with torchrun: one process per GPU, on one or several nodes.
 #
 #   # one node, 4 GPUs (a free rendezvous port is picked automatically)
 #   scripts/train.sh 4 --detector_path configs/detector/xception.yaml
@@ -13,13 +13,18 @@
 # TRAIN_ARGS go to training/train.py unchanged (first one starting with "--"). The backend is
 # NCCL on GPU and gloo on CPU (training/engine/distributed.py). train.batch_size is per process,
 # so the global batch is GPUS_PER_NODE x NODES x batch_size. PYTHON overrides the interpreter
-# (default: the repo's .venv).
+# (default: the repo's .venv). `python training/train.py --help` lists TRAIN_ARGS. Exit status: that of
+# train.py (README "CLI conventions"); 2 for a usage error here.
 set -euo pipefail
 
-usage() {
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
+usage() {  # usage [STATUS]: the header above; on stdout for --help (status 0), else on stderr
+  local status=${1:-2}
+  local text
+  text=$(sed -n '2,/^[^#]/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//')
+  if (( status == 0 )); then echo "$text"; else echo "$text" >&2; fi
+  exit "$status"
 }
+[[ "${1:-}" == "-h" || "${1:-}" == "--help" ]] && usage 0
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [[ -z "${PYTHON:-}" ]]; then

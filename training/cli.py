@@ -128,7 +128,8 @@ def run_cli(main: Callable[[Optional[List[str]]], Optional[int]], argv: Optional
         pass
     try:
         code = main(argv)
-        return EXIT_OK if code is None else int(code)
+        # A main may return a result for the Python API (a report, a table); only an int is a status.
+        return code if isinstance(code, int) and not isinstance(code, bool) else EXIT_OK
     except SystemExit as exit_:
         if isinstance(exit_.code, str):  # raise SystemExit("message"): a user error
             return _report(exit_, exit_.code, debug)

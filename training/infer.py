@@ -1,4 +1,4 @@
-"""Score raw videos and images with a trained detector.
+r"""Score raw videos and images with a trained detector.
 
     python training/infer.py --detector_path configs/detector/demo_clip_tiny.yaml \
         --weights_path runs/<run>/checkpoints/best.pt  clip.mp4 photo.jpg folder/ [--out results/infer]
@@ -37,9 +37,11 @@ if __package__ in (None, ""):
     # See train.py: keep training/ itself off sys.path.
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from training.cli import EXIT_OK, EXIT_PARTIAL, cli_parser, run_cli  # noqa: E402
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli_parser(__file__, __doc__)
     parser.add_argument("inputs", nargs="+", metavar="PATH", help="videos, images or folders of them")
     parser.add_argument("--detector_path", help="detector YAML (default: config.yaml of the run directory)")
     parser.add_argument("--weights_path", required=True, help="checkpoint file or run directory")
@@ -95,8 +97,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             print(f"FAILED ({r.reason})  {r.path}")
     print(inputs_csv)
-    return 1 if any(r.status != "done" for r in results) else 0
+    return EXIT_PARTIAL if any(r.status != "done" for r in results) else EXIT_OK
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -1,4 +1,4 @@
-"""Test checkpoints on datasets' official test splits and write one cross-dataset table.
+r"""Test checkpoints on datasets' official test splits and write one cross-dataset table.
 
     python training/test.py --detector_path configs/detector/demo_clip_tiny.yaml \
         --weights_path runs/<run>/checkpoints/best.pt --test_dataset DemoFF DemoCDF --out results/demo
@@ -26,14 +26,15 @@ if __package__ in (None, ""):
     # See train.py: keep training/ itself off sys.path.
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from training.cli import cli_parser, run_cli  # noqa: E402
 from training.config import as_list, load_config  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli_parser(__file__, __doc__)
     parser.add_argument("--detector_path", help="detector YAML (default: config.yaml of each run directory)")
     parser.add_argument("--weights_path", nargs="+", required=True, help="checkpoint files or run directories")
-    parser.add_argument("--test_dataset", nargs="+", help="datasets to test on (default: data.test_dataset)")
+    parser.add_argument("--test_dataset", nargs="+", metavar="NAME", help="datasets to test on (default: data.test_dataset)")
     parser.add_argument("--preset", help="a protocol's test sets: deepfakebench | gend | demo "
                                          "(configs/_base_/protocol_<name>.yaml) or a YAML path")
     parser.add_argument("--out", required=True, help="output directory")
@@ -140,4 +141,4 @@ def write_robustness_outputs(out: Path, robustness: Dict[str, Dict[str, Dict]], 
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -1,4 +1,4 @@
-"""Train a detector from a YAML config, then test its best (validation-selected) checkpoint.
+r"""Train a detector from a YAML config, then test its best (validation-selected) checkpoint.
 
     python training/train.py --detector_path configs/detector/demo_clip_tiny.yaml \
         [--train_dataset DemoFF] [--test_dataset DemoCDF DemoDFDC] [--opts train.epochs=5 ...]

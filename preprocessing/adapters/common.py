@@ -178,7 +178,7 @@ class IndexBuilder:
                     f"{self.dataset}: no preprocessed video found for label {label}"
                     + (f" (expected frame folders under {folder})" if folder else "")
                     + ". Run `python -m preprocessing.preprocess --input <that video folder>` first, "
-                      "or check --dataset_root.")
+                      "or check --source_dir.")
 
     def notes(self) -> List[str]:
         notes = []

@@ -1,6 +1,6 @@
 """Generate the built-in demo benchmark: four small face-forgery datasets, in seconds.
 
-    python -m preprocessing.demo.generate --root datasets --seed 0 [--force] [--datasets DemoFF DemoCDF]
+    python -m preprocessing.demo.generate --root datasets --seed 0 [--force] [--dataset DemoFF DemoCDF]
 
 The demo writes exactly what preprocessing writes for real data (256x256 face
 crops, 68-point landmarks, forgery masks, DeepfakeBench-schema JSON; see
@@ -63,6 +63,7 @@ import cv2
 from preprocessing.demo.benchmark import (DATASET_NAMES, LAYOUT_DIR, SPLITS, DatasetSpec, VideoJob,
                                           dataset_spec, jobs_for)
 from preprocessing.demo.videos import run_job
+from training.cli import cli_parser, run_cli
 from training.utils.atomic import atomic_write_json
 from training.utils.progress import Progress
 
@@ -217,14 +218,14 @@ def generate_demo(root: PathLike, seed: int = 0, scale: float = 1.0,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m preprocessing.demo.generate",
-        description="Generate the procedural demo face-forgery benchmark (DemoFF, DemoCDF, DemoDFDC, "
+    parser = cli_parser(
+        __file__,
+        "Generate the procedural demo face-forgery benchmark (DemoFF, DemoCDF, DemoDFDC, "
                     "DemoTemporal) in the preprocessed layout of datasets/README.md.")
     parser.add_argument("--root", default="datasets", help="data root (default: datasets)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes")
     parser.add_argument("--force", action="store_true", help="regenerate even if up to date")
-    parser.add_argument("--datasets", nargs="+", choices=DATASET_NAMES, metavar="NAME",
+    parser.add_argument("--dataset", nargs="+", choices=DATASET_NAMES, metavar="NAME",
                         help=f"subset to generate (default: all of {', '.join(DATASET_NAMES)})")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply identities per split (e.g. 0.1 for a quick smoke test)")
@@ -238,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
-    paths = generate_demo(args.root, seed=args.seed, scale=args.scale, datasets=args.datasets,
+    paths = generate_demo(args.root, seed=args.seed, scale=args.scale, datasets=args.dataset,
                           force=args.force, workers=args.workers)
     for name, path in paths.items():
         print(f"{name}: {path}")
@@ -247,4 +248,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_cli(main))

@@ -19,11 +19,11 @@ End to end::
 
     python -m preprocessing.demo.raw_videos --out datasets/DemoRaw --seed 0
     python -m preprocessing.preprocess --input datasets/DemoRaw
-    python -m preprocessing.rearrange --dataset DemoRaw --dataset_root datasets/DemoRaw --data_root datasets
+    python -m preprocessing.rearrange --dataset DemoRaw --source_dir datasets/DemoRaw --data_root datasets
 """
 from __future__ import annotations
 
-import argparse
+import sys
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from training.cli import cli_parser, run_cli
 from training.utils.atomic import atomic_write_json
 
 PHOTOS = ("astronaut", "grace_hopper")
@@ -338,10 +339,9 @@ def make_raw_demo(out_dir: Path, seed: int = 0, num_frames: int = 40, size: Tupl
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
-    parser = argparse.ArgumentParser(prog="python -m preprocessing.demo.raw_videos",
-                                     description="Write raw demo videos (real photos, camera motion, face swaps).")
+    parser = cli_parser(__file__, "Write raw demo videos (real photos, camera motion, face swaps).")
     parser.add_argument("--out", required=True, help="dataset root to write (e.g. datasets/DemoRaw)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed of photos, motion and swaps")
     parser.add_argument("--num_frames", type=int, default=40, help="frames per video (40)")
     parser.add_argument("--size", default="512x384", help="frame size WIDTHxHEIGHT (512x384)")
     parser.add_argument("--videos", type=int, nargs=3, metavar=("TRAIN", "VAL", "TEST"),
@@ -355,4 +355,4 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

@@ -45,7 +45,10 @@ def test_cached_samples_equal_on_the_fly_ones(tiny_root, tmp_path, size):
 
 
 def test_cache_refuses_to_overwrite_its_source_and_rejects_bad_arrays(tiny_root):
-    assert cache_main(["--data_root", str(tiny_root), "--dataset", "TinyFF", "--out", str(tiny_root)]) == 1
+    from training.cli import EXIT_USAGE, run_cli
+
+    assert run_cli(cache_main, ["--data_root", str(tiny_root), "--dataset", "TinyFF", "--out", str(tiny_root)]) \
+        == EXIT_USAGE
     import io
 
     import numpy as np

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from preprocessing import to_lmdb
+from training.cli import EXIT_USAGE, run_cli
 from training.data.catalog import load_dataset_json, referenced_paths
 from training.data.storage import (LMDB_META_KEY, LmdbStorage, RgbStorage, UnreadableFileError,
                                    build_storage, lmdb_key)
@@ -115,7 +116,7 @@ def test_convert_replaces_atomically_and_refuses_corrupt_sources(fresh_root, cap
     assert sorted(p.name for p in (fresh_root / "lmdb").iterdir()) == ["TinyFlat.lmdb"]
 
     (fresh_root / "TinyFlat/Celeb-real/frames/id0_0000/003.png").write_bytes(b"")
-    assert to_lmdb.main(["--data_root", root, "--dataset", "TinyFlat"]) == 1
+    assert run_cli(to_lmdb.main, ["--data_root", root, "--dataset", "TinyFlat"]) == EXIT_USAGE
     assert "id0_0000/003.png" in capsys.readouterr().err
     assert sorted(p.name for p in (fresh_root / "lmdb").iterdir()) == ["TinyFlat.lmdb"]  # old one kept
     assert not (fresh_root / "lmdb" / "TinyFF.lmdb").exists()
@@ -135,5 +136,5 @@ def test_validate_reports_counts_and_problems(fresh_root, capsys):
     out = capsys.readouterr().out
     assert "UNREADABLE" in out and "masks/000/002.png" in out and "1 problem(s)" in out
 
-    assert to_lmdb.main(["validate", "--data_root", root, "--dataset", "Nope"]) == 1
+    assert run_cli(to_lmdb.main, ["validate", "--data_root", root, "--dataset", "Nope"]) == EXIT_USAGE
     assert "Nope.json" in capsys.readouterr().err

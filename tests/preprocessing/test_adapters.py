@@ -31,7 +31,7 @@ def preprocessed(video_dir: Path, name: str, indices=(0, 31), landmarks=True, ma
 
 
 def run(dataset, root, data_root, *extra):
-    result = rearrange_main(["--dataset", dataset, "--dataset_root", str(root), "--data_root", str(data_root),
+    result = rearrange_main(["--dataset", dataset, "--source_dir", str(root), "--data_root", str(data_root),
                              *extra])
     return result, {name: json.loads((data_root / "json" / f"{name}.json").read_text())
                     for name in result.indexes}

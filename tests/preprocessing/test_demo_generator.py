@@ -147,7 +147,7 @@ def test_same_seed_same_bytes_in_and_out_of_process_other_seed_differs(small_dem
 def test_up_to_date_output_is_kept_force_redoes_it_and_a_crash_leaves_no_json(tmp_path, monkeypatch):
     index = tmp_path / "json" / "DemoTemporal.json"
     manifest_file = tmp_path / "demo" / ".demo_manifest.json"
-    assert main(["--root", str(tmp_path), "--seed", "0", "--small", "--datasets", "DemoTemporal",
+    assert main(["--root", str(tmp_path), "--seed", "0", "--small", "--dataset", "DemoTemporal",
                  "--workers", "1"]) == 0
     manifest = json.loads(manifest_file.read_text())
     assert manifest["generator_version"] == generate.GENERATOR_VERSION
@@ -181,4 +181,4 @@ def test_unknown_dataset_and_bad_scale_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="scale"):
         generate_demo(tmp_path, scale=0)
     with pytest.raises(SystemExit):
-        main(["--root", str(tmp_path), "--datasets", "DemoNope"])
+        main(["--root", str(tmp_path), "--dataset", "DemoNope"])

@@ -25,7 +25,7 @@ def test_raw_demo_runs_through_preprocess_and_rearrange(tmp_path):
     assert report["videos_done"] == 6 and report["frames_without_face"] == 0
     assert json.loads((root / "fake" / "manifests" / "fake_000.json").read_text())["mask_video"] == "fake_000.mp4"
 
-    rearrange.main(["--dataset", "DemoRaw", "--dataset_root", str(root), "--data_root", str(tmp_path)])
+    rearrange.main(["--dataset", "DemoRaw", "--source_dir", str(root), "--data_root", str(tmp_path)])
     labels = load_label_dict(REPO / "configs" / "_base_" / "datasets.yaml")
     for split in ("train", "val", "test"):
         records = build_records("DemoRaw", split, data_root=tmp_path, label_dict=labels)

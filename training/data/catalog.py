@@ -20,6 +20,7 @@ Errors come in two kinds:
 """
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -27,6 +28,8 @@ import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+from training.errors import UserError
 
 from .records import VideoRecord
 
@@ -36,7 +39,7 @@ PathLike = Union[str, os.PathLike]
 LABEL_MAP_FILE = "configs/_base_/datasets.yaml"
 
 
-class CatalogError(ValueError):
+class CatalogError(UserError, ValueError):
     """The dataset JSON (or the label map) cannot be turned into records."""
 
 
@@ -105,9 +108,15 @@ def load_dataset_json(data_root: PathLike, name: str) -> Dict[str, Any]:
     """Return the tree under the top-level dataset name: ``{label_name: {split: ...}}``."""
     path = dataset_json_path(data_root, name)
     if not path.is_file():
+        folder = path.parent
+        available = sorted(p.stem for p in folder.glob("*.json") if not p.name.startswith(".")) \
+            if folder.is_dir() else []
+        close = difflib.get_close_matches(name, available, n=1, cutoff=0.5)
+        suggestion = (f"Did you mean {close[0]!r}? " if close else "") + (
+            f"Datasets there: {', '.join(available)}. " if available else "")
         raise CatalogError(
-            f"Dataset JSON not found: {path} (dataset {name!r}, data root {data_root}). "
-            f"Create it with `python -m preprocessing.rearrange ...` for a real dataset, or "
+            f"Dataset JSON not found: {path} (dataset {name!r}, data root {data_root}). {suggestion}"
+            f"Otherwise create it with `python -m preprocessing.rearrange ...` for a real dataset, or "
             f"`python -m preprocessing.demo.generate --root {data_root}` for the demo benchmark; "
             f"or point data.root at the folder that holds json/{name}.json.")
     text = path.read_text(encoding="utf-8")
@@ -292,7 +301,9 @@ def _record_from_entry(name: str, split: str, label_group: str, video: str, entr
         # A configuration error, not a bad video: never skipped.
         raise CatalogError(
             f"Label name {label_name!r} (dataset {name!r}, video {video!r}) is not in the label map. "
-            f"Add `{label_name}: 0` (real) or `{label_name}: 1` (fake) under data.label_dict in "
+            f"Pass `--opts data.label_dict.{label_name}=0` (real) or `=1` (fake): that works for train.py, "
+            f"test.py and infer.py, also with a run directory, which uses its own saved config.yaml. To "
+            f"make it permanent for new runs, add `{label_name}: 0|1` under data.label_dict in "
             f"{LABEL_MAP_FILE}.")
     frames = _path_list(entry, "frames")
     if not frames:

@@ -14,12 +14,14 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from training.engine.run_dir import CONFIG_FILE, RunDir
+from training.errors import UserError
 from training.utils.atomic import atomic_path
 
 CHECKPOINT_VERSION = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     pass
 
 
@@ -42,14 +44,26 @@ def load_checkpoint(path, safe_globals: Sequence[type] = ()) -> Dict[str, Any]:
     except pickle.UnpicklingError as error:
         raise CheckpointError(
             f"Refusing to load {path}: it is not a plain tensor checkpoint (torch.load with "
-            f"weights_only=True rejected it: {str(error).splitlines()[0]}). It may carry code; "
-            f"only load checkpoints from sources you trust, after converting them to a state dict.") from error
-    except (RuntimeError, EOFError, OSError) as error:
-        raise CheckpointError(f"Cannot read checkpoint {path}: {error}. The file may be truncated "
-                              f"or not a PyTorch checkpoint.") from error
+            f"weights_only=True rejected it: {str(error).splitlines()[0]}). It may carry code (a whole "
+            f"pickled model, e.g. torch.save(model)); only load checkpoints from sources you trust. To "
+            f"convert a trusted one, run this where its classes import (for a DeepfakeBench checkpoint: "
+            f"its environment, inside DeepfakeBench/training), then pass the new file:\n"
+            f"    import torch\n"
+            f"    model = torch.load({str(path)!r}, map_location='cpu', weights_only=False)\n"
+            f"    torch.save(model.state_dict(), {str(path.with_suffix('.state_dict.pth'))!r})\n"
+            f"(for a dict holding a model, save that entry's state_dict()).") from error
+    except Exception as error:  # noqa: BLE001 - random bytes fail anywhere in the unpickler (IndexError ...)
+        raise _unreadable(path, error) from error
     if not isinstance(payload, Mapping):
         raise CheckpointError(f"{path} does not hold a dict (got {type(payload).__name__}).")
     return dict(payload)
+
+
+def _unreadable(path: Path, error: BaseException) -> CheckpointError:
+    detail = str(error).strip().splitlines()[-1] if str(error).strip() else ""
+    return CheckpointError(f"Cannot read checkpoint {path} ({type(error).__name__}: {detail}): the file is truncated "
+                           f"or not a PyTorch checkpoint. Pass a file written by torch.save (training writes "
+                           f"runs/<run>/checkpoints/best.pt).")
 
 
 def strip_prefixes(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -116,16 +130,22 @@ def resolve_weights(entry: str, detector_path: Optional[str]) -> Tuple[Path, Pat
     """(checkpoint file, config file, row name) for one ``--weights_path`` entry of the CLIs:
     a run directory (its checkpoints/best.pt and config.yaml) or a checkpoint file."""
     path = Path(entry)
+    if not path.exists():
+        raise CheckpointError(f"--weights_path {entry} does not exist. Pass a run directory (runs/<run>) or a "
+                              f"checkpoint file (runs/<run>/checkpoints/best.pt).")
     from training.models.gend import is_hf_directory
 
     if path.is_dir() and not is_hf_directory(path):  # a GenD save_pretrained directory is one checkpoint
-        checkpoint, config = path / "checkpoints" / "best.pt", path / "config.yaml"
-        name = path.name
+        run = RunDir(path)
+        checkpoint, config, name = run.best, run.config, path.name
     else:
-        checkpoint, name = path, path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
-        config = path.parent.parent / "config.yaml"
+        run = RunDir.of(path)
+        in_run = run.root != path
+        checkpoint, name = path, run.root.name if in_run else path.stem
+        config = run.config if in_run else path.parent.parent / CONFIG_FILE
     if detector_path:
         config = Path(detector_path)
     if not config.is_file():
-        raise SystemExit(f"No config for {entry}: pass --detector_path (looked for {config}).")
+        raise CheckpointError(f"No config for {entry}: it is not inside a run directory (looked for {config}); "
+                              f"pass the detector YAML it was trained with as --detector_path.")
     return checkpoint, config, name

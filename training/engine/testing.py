@@ -44,7 +44,7 @@ def test_detector(config: Config, model: nn.Module, names: Sequence[str], out_di
                                 save_features=config["test"]["save_features"],
                                 video_aggregation=config["test"]["video_aggregation"])
     if dist_utils.is_main_process():
-        atomic_write_json(Path(out_dir) / "metrics.json", results)
+        atomic_write_json(Path(out_dir) / METRICS_FILE, results)
     return results
 
 
