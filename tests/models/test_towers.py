@@ -102,7 +102,7 @@ def test_open_clip_feature_equals_open_clips_forward():
         torch.testing.assert_close(tower.pooled(tower(images)), reference(images), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("arch", TIMM_ARCHS)
+@pytest.mark.parametrize("arch", TIMM_ARCHS + ["eva02_tiny_patch14_224.mim_in22k", "vit_base_patch16_siglip_224.webli"])
 @pytest.mark.parametrize("image_size", [None, 24])  # 24: dynamic_img_size, as GenD runs PE at 224
 def test_timm_feature_equals_timms_forward(arch, image_size):
     import timm
@@ -117,13 +117,14 @@ def test_timm_feature_equals_timms_forward(arch, image_size):
     images = torch.randn(2, 3, size, size)
     with torch.no_grad():
         tokens = reference.forward_features(images)
-        # GenD: DINO = CLS of last_hidden_state; PE = backbone(x) with head = Identity.
-        expected = reference.forward_head(tokens, pre_logits=True) if "pe_core" in arch else tokens[:, 0]
+        # GenD: DINO = CLS of last_hidden_state; PE = backbone(x) with head = Identity. EVA02 (avg pool +
+        # fc_norm) and SigLIP (attention pool) have no GenD recipe: timm's own pre-logits feature.
+        expected = tokens[:, 0] if "dino" in arch else reference.forward_head(tokens, pre_logits=True)
         torch.testing.assert_close(tower(images), tokens, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(tower.feature(images), expected, atol=1e-5, rtol=1e-5)
     assert tower.grid_size == (size // 8, size // 8)
     assert tower.patch_tokens(tokens).shape[1] == (size // 8) ** 2
-    assert tower.num_prefix_tokens == (5 if "dinov3" in arch else 1)  # CLS + 4 registers
+    assert tower.num_prefix_tokens == (5 if "dinov3" in arch else 0 if "siglip" in arch else 1)  # CLS + 4 registers
 
 
 def test_input_spec_comes_from_the_towers_pretrained_config():
