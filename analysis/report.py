@@ -3,11 +3,14 @@
     python -m analysis.report --run runs/<run> [--out report.html] [--no_plots]
 
 Regenerates the standard plots from the run's files into ``<run>/plots/``
-(ROC and score histograms from ``test/*/predictions.csv``; t-SNE when
+(training curves from ``tb/`` or ``train.log`` and ``val_history.json``; ROC, also
+with a log-scale FPR axis, and score histograms from ``test/*/predictions.csv``; t-SNE when
 ``features.npz`` exist; the robustness plot when a ``robustness.json`` from
 ``training/test.py --perturb --out <run>/...`` is inside the run), then embeds
 every PNG of ``<run>/plots/`` (also those of ``analysis.cam``) as base64.
-Adds ``model_card.json`` (``analysis.model_card``) when present. The page has
+Adds ``model_card.json`` (``analysis.model_card``) when present, and the run's
+provenance (``provenance.json``: git commit, packages, command, host, wall time);
+the resolved config is folded away. The page has
 no external CSS, JavaScript or fonts: it opens offline and can be mailed.
 Default output: ``<run>/report.html``.
 """
@@ -27,9 +30,12 @@ from training.engine.run_dir import RunDir
 from training.metrics import METRICS, get_metric
 from training.utils.atomic import atomic_write_text
 
-PLOT_ORDER = ("roc", "histograms", "tsne", "robustness", "cam")  # file-name prefixes, in page order
+PLOT_ORDER = ("curves", "roc", "histograms", "tsne", "robustness", "cam")  # file-name prefixes, in page order
 PLOT_CAPTIONS = {
-    "roc": "ROC curves per test dataset (solid: video level, dashed: frame level).",
+    "curves": "Training losses over the global step (tb/ or train.log) and the validation metric per epoch "
+              "(val_history.json).",
+    "roc": "ROC curves per test dataset (solid: video level, dashed: frame level), on linear axes and with a "
+           "log-scale false-positive-rate axis.",
     "histograms": "P(fake) distributions of real and fake samples, per frame and per video.",
     "tsne": "t-SNE of the detector's features, coloured by label, manipulation method and dataset.",
     "robustness": "Mean AUC under test-time degradations of increasing strength (docs/ROBUSTNESS.md).",
@@ -49,6 +55,8 @@ figure { margin: 1em 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: .85em; color: #555; }
 pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: .85em; }
+summary { cursor: pointer; color: #245; }
+table.keyvalue td { text-align: left; }
 .note { color: #555; font-size: .9em; }
 """
 
@@ -149,6 +157,15 @@ def caption(path: Path) -> str:
     return f"{path.name}: {PLOT_CAPTIONS[prefix]}" if prefix else path.name
 
 
+def regenerate_curves(run: Path) -> List[str]:
+    """``<run>/plots/curves.png`` (losses and validation over training); a note when there is nothing to plot."""
+    from analysis.curves import plot_curves
+
+    if plot_curves(run, run / PLOTS_DIR / "curves.png") is None:
+        return [f"No training curves: {run} has no tb/, train.log step lines or val_history.json."]
+    return []
+
+
 def plot_files(run: Path) -> List[Path]:
     def rank(path: Path) -> int:
         return next((i for i, prefix in enumerate(PLOT_ORDER) if path.stem.startswith(prefix)), len(PLOT_ORDER))
@@ -169,6 +186,31 @@ def validation_section(run: Path) -> str:
     key = next((k for k in history[0] if k.startswith("mean_")), None) if history else None
     title = f"mean {metric_label(key[len('mean_'):])}" if key and key[len("mean_"):] in METRICS else "metric (%)"
     return html_table(["Epoch", "Step", title, "Best so far"], rows)
+
+
+def provenance_section(run: Path) -> str:
+    """Where the numbers came from (provenance.json, written by train.py)."""
+    from training.engine.run_dir import PROVENANCE_FILE
+
+    path = Path(run) / PROVENANCE_FILE
+    if not path.is_file():
+        return (f'<p class="note">No {_esc(path.name)}: the run was made before train.py recorded its git commit, '
+                "packages, command, host and wall time.</p>")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    git = record.get("git") or {}
+    commit = git.get("commit") or git.get("note") or "unknown"
+    if git.get("dirty"):
+        commit += f" (uncommitted changes in {len(git.get('changed_files', []))} file(s))"
+    wall = record.get("wall_time_s")
+    rows = [["Git commit", commit], ["Command", " ".join(map(str, record.get("command", [])))],
+            ["Host", f"{record.get('host')} ({record.get('platform')})"],
+            ["Device", ", ".join([str(record.get("device"))] + list(record.get("gpus") or []))],
+            ["Started", record.get("started", "")], ["Ended", record.get("ended", "(still running or killed)")],
+            ["Status", record.get("status", "running")],
+            ["Wall time", f"{wall:.0f} s ({wall / 60:.1f} min)" if wall is not None else "–"],
+            ["Python", record.get("python", "")]]
+    rows += [[f"{name}", version or "not installed"] for name, version in (record.get("packages") or {}).items()]
+    return html_table(["", "Value"], rows).replace("<table>", '<table class="keyvalue">', 1)
 
 
 def model_card_section(run: Path) -> str:
@@ -230,7 +272,10 @@ def build_report(run: Path, make_plots: bool = True) -> str:
     figures = "".join(embedded_png(path, caption(path)) for path in plot_files(run))
     note_html = "".join(f'<p class="note">{_esc(note)}</p>' for note in notes)
     sections.append(("Plots", (figures or '<p class="note">No plots.</p>') + note_html))
-    sections.append(("Configuration (resolved config.yaml)", f"<pre>{_esc(config_text)}</pre>"))
+    sections.append(("Provenance", provenance_section(run)))
+    # Folded: the resolved config is long and read only when needed.
+    sections.append(("Configuration", f"<details><summary>Resolved config.yaml ({len(config_text.splitlines())} "
+                                      f"lines)</summary><pre>{_esc(config_text)}</pre></details>"))
 
     data = config.get("data", {})
     summary = (f"Detector <b>{_esc(config.get('model', {}).get('name'))}</b>; trained on "

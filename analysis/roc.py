@@ -5,7 +5,9 @@
 
 Frame level: every scored frame (or clip). Video level: the mean P(fake) per
 video (the protocol of training/metrics.py), so the AUCs in the legend are the
-``frame_auc`` / ``video_auc`` of metrics.json. Default output:
+``frame_auc`` / ``video_auc`` of metrics.json. Each dataset gets the curve on
+linear axes and again with a log-scale FPR axis (the low-FPR region). Datasets
+are in the order of the tables (metrics.json). Default output:
 ``<first run>/plots/roc.png``.
 """
 from __future__ import annotations
@@ -54,26 +56,42 @@ def roc_with_auc(labels: np.ndarray, scores: np.ndarray):
 
 
 def plot_roc(scores: Mapping[str, Mapping[str, ScoreColumns]], path, title: Optional[str] = None) -> Path:
+    """One column per dataset: the ROC on linear axes (top) and with a log-scale FPR axis (bottom), where
+    the low false-positive rates a deployed detector runs at are readable."""
+    from matplotlib.ticker import NullFormatter
+
     datasets = list(dict.fromkeys(d for per in scores.values() for d in per))
-    figure, axes = new_figure(len(datasets), max_columns=3, panel_size=(4.4, 4.2))
+    figure, axes = new_figure(len(datasets), max_columns=3, panel_size=(4.4, 4.2), rows_per_panel=2)
     palette = colours(len(scores))
-    for (ax,), dataset in zip(panel_axes(axes, len(datasets)), datasets):
+    for (linear, log), dataset in zip(panel_axes(axes, len(datasets), rows_per_panel=2), datasets):
+        lowest = 1.0
         for colour, (detector, per_dataset) in zip(palette, scores.items()):
             if dataset not in per_dataset:
                 continue
             for level, style in (("video", "-"), ("frame", "--")):
-                fpr, tpr, auc = roc_with_auc(*level_scores(per_dataset[dataset], level))
-                ax.plot(fpr, tpr, linestyle=style, color=colour, linewidth=1.6,
-                        label=f"{detector} {level} (AUC {100 * auc:.1f})")
-        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
-        ax.set_xlim(-0.01, 1.01)
-        ax.set_ylim(-0.01, 1.01)
-        ax.set_xlabel("false positive rate (real called fake)")
-        ax.set_ylabel("true positive rate (fake detected)")
-        ax.set_title(dataset)
-        ax.set_aspect("equal")
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="lower right", fontsize=7, framealpha=0.9)
+                labels, level_probs = level_scores(per_dataset[dataset], level)
+                fpr, tpr, auc = roc_with_auc(labels, level_probs)
+                lowest = min(lowest, 1.0 / max(int(np.sum(labels == 0)), 1))
+                for ax in (linear, log):
+                    ax.plot(fpr, tpr, linestyle=style, color=colour, linewidth=1.6,
+                            label=f"{detector} {level} (AUC {100 * auc:.1f})")
+        chance = np.logspace(-4, 0, 200)
+        for ax in (linear, log):
+            ax.plot(chance, chance, color="grey", linestyle=":", linewidth=1, label="chance")
+            ax.set_ylim(-0.01, 1.01)
+            ax.set_ylabel("true positive rate (fake detected)")
+            ax.grid(True, alpha=0.3, which="both")
+        linear.set_xlim(-0.01, 1.01)
+        linear.set_xlabel("false positive rate (real called fake)")
+        linear.set_title(dataset)
+        linear.set_aspect("equal")
+        linear.legend(loc="lower right", fontsize=7, framealpha=0.9)
+        # log axis down to one real sample's share: below that the curve holds no information
+        log.set_xscale("log", nonpositive="clip")
+        log.set_xlim(10.0 ** np.floor(np.log10(min(lowest, 0.1))), 1.0)  # whole decades: clean tick labels
+        log.xaxis.set_minor_formatter(NullFormatter())
+        log.set_xlabel("false positive rate, log scale")
+        log.set_title(f"{dataset}: low-FPR region", fontsize=9)
     figure.suptitle(title or "ROC curves (solid: video level, dashed: frame level)", fontsize=11)
     return save_png(figure, path)
 

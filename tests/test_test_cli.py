@@ -44,7 +44,9 @@ def test_two_runs_give_one_table_with_the_numbers_of_metrics_json(tiny_runs, tmp
     header = markdown.splitlines()[0]
     assert header.index("TinyFF Frame AUC") < header.index("TinyFF Video AUC") < header.index("TinyFlat Frame AUC")
     assert header.rstrip(" |").endswith("Mean Frame TPR@1%FPR") and "TinyFF Video mAP" in header
-    assert "4 frames per video" in markdown and "per-video mean P(fake)" in markdown
+    # the frames actually scored per video (the tiny sets hold fewer than the configured 4), and the cap
+    assert "frames per video: 3.5 (mean) in TinyFF, 2 in TinyFlat" in markdown and "(data.frame_num.test=4)" in markdown
+    assert "per-video mean P(fake)" in markdown
     assert "TPR@1%FPR is frame-level" in markdown
     assert (out / "table.tex").read_text().count(r"\\") >= 4
 

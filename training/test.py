@@ -105,7 +105,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         detector = build_detector(config).to(device)
         load_detector_weights(detector, checkpoint)
         results[name] = test_detector(config, detector, names, out / name, device)
-        footnotes[name] = table_footnote(config, detector.input_spec.frames_per_sample)
+        footnotes[name] = table_footnote(config, detector.input_spec.frames_per_sample, results[name])
         if perturbations:
             robustness[name] = {"clean": results[name]}
             for perturbation in perturbations:

@@ -203,6 +203,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from training.engine.checkpoint import load_detector_weights
     from training.engine.hooks import LoggingHook, TensorboardHook, ValidationCheckpointHook
     from training.engine.performance import wrap_for_training
+    from training.engine.provenance import write_end as finish_provenance, write_start as write_provenance
     from training.engine.testing import table_footnote, test_detector
     from training.engine.trainer import Trainer, seed_everything
     from training.models import build_detector, count_parameters
@@ -230,8 +231,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     hooks = [ValidationCheckpointHook(val_loaders, config["train"]["val_every_epochs"], config["train"]["val_metric"]),
              TensorboardHook(run.tensorboard, config["train"]["log_every"]), LoggingHook(config["train"]["log_every"])]
     trainer = Trainer(config, model, train_loader, run_dir, device, hooks)
+    provenance = None  # git commit, packages, command, host, wall time: runs/<run>/provenance.json
     if dist_utils.is_main_process():
         create_run_dir(run, config, args, log_buffer)
+        provenance = write_provenance(run.provenance, ["training/train.py", *(sys.argv[1:] if argv is None else argv)],
+                                      str(device))
     dist_utils.barrier()
     if args.resume:
         trainer.resume(run.last)
@@ -240,7 +244,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         trainer.train()
     except BaseException as error:  # the run directory exists now: its log says why the run ended
         log.error("Training failed: %s: %s", type(error).__name__, error)
+        if provenance:
+            finish_provenance(run.provenance, provenance, f"failed: {type(error).__name__}")
         raise
+    if provenance:
+        finish_provenance(run.provenance, provenance, f"stopped by {trainer.stop_requested}"
+                          if trainer.stop_requested else "trained")
     if trainer.stop_requested:
         dist_utils.shutdown()
         return exit_for_signal(trainer.stop_requested)
@@ -258,8 +267,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from training.utils.atomic import atomic_write_json
 
         atomic_write_json(run.metrics, results)
-        table = write_tables({config["name"]: results}, run.table,
-                             footnote=table_footnote(config, detector.input_spec.frames_per_sample))
+        # The row is the run directory's name, as test.py and the report name it.
+        table = write_tables({run.root.name: results}, run.table,
+                             footnote=table_footnote(config, detector.input_spec.frames_per_sample, results))
+        finish_provenance(run.provenance, provenance, "trained and tested")
         print(table)
         print(run.metrics)
     dist_utils.shutdown()

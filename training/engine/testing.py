@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -48,10 +48,33 @@ def test_detector(config: Config, model: nn.Module, names: Sequence[str], out_di
     return results
 
 
-def table_footnote(config: Config, clip_len: int = 1) -> str:
+def frames_per_video(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """What was scored, from metrics.json's counts: ``4`` when every test set had that many frames per
+    video, else ``4 in DemoFF, 3.9 (mean) in DemoCDF`` (a video may hold fewer frames than data.frame_num)."""
+    counts = {name: m["n_frames"] / m["n_videos"] for name, m in results.items()
+              if m.get("n_frames") and m.get("n_videos")}
+    if not counts:
+        return ""
+    shown = {name: f"{value:.0f}" if float(value).is_integer() else f"{value:.1f} (mean)"
+             for name, value in counts.items()}
+    if len(set(shown.values())) == 1:
+        return next(iter(shown.values()))
+    return ", ".join(f"{value} in {name}" for name, value in shown.items())
+
+
+def table_footnote(config: Config, clip_len: int = 1, results: Optional[Mapping[str, Mapping[str, Any]]] = None) -> str:
+    """The table's protocol line. With ``results`` (metrics.json) the frames per video are the ones actually
+    scored, not the configured maximum (a demo set with 4 frames per video said 8)."""
     if clip_len == 1:
         frames = config["data"]["frame_num"]["test"]
-        sampling = f"{frames if frames > 0 else 'all'} frames per video sampled evenly over the whole video"
+        actual = frames_per_video(results or {})
+        cap = f"(data.frame_num.test={frames if frames > 0 else 'all'})"
+        if actual and " in " in actual:  # test sets differ: name each
+            sampling = f"frames per video: {actual}, sampled evenly over the whole video {cap}"
+        elif actual:
+            sampling = f"{actual} frames per video sampled evenly over the whole video {cap}"
+        else:
+            sampling = f"{frames if frames > 0 else 'all'} frames per video sampled evenly over the whole video"
         scored = "frame AUC over all frames"
     else:  # clip datasets cut clips of consecutive frames from all frames (data/loaders.py)
         clips = config["data"]["clips_per_video"]["test"]
