@@ -18,6 +18,8 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
 # torch/torchvision come from the local wheel mirror or PyPI (CUDA build; runs on CPU too).
+# Said up front: pip runs quietly and the first install takes minutes.
+echo "install.sh: installing the pinned packages into .venv (first time: a few minutes; pip prints only problems)"
 .venv/bin/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
 # face_recognition_models imports pkg_resources at import time; we never import it
