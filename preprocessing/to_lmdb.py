@@ -3,8 +3,9 @@
     python -m preprocessing.to_lmdb --data_root datasets --dataset DemoFF [--map_size_gb N]
     python -m preprocessing.to_lmdb validate --data_root datasets --dataset DemoFF [--storage rgb|lmdb]
 
-Conversion copies every file that ``json/<Dataset>.json`` references (all
-splits, all compression levels) into ``<data_root>/lmdb/<Dataset>.lmdb``, keyed
+Conversion copies every file that ``<Dataset>.json`` references (all splits, all
+compression levels; the JSON is found as training/data/catalog.py finds it, or in
+``--json_dir``) into ``<data_root>/lmdb/<Dataset>.lmdb``, keyed
 and encoded as training/data/storage.py reads them (see its docstring). Every
 file is decoded once on the way in, so a corrupt source file stops the
 conversion with its name instead of surfacing mid-training. The database is
@@ -12,7 +13,8 @@ written into a temporary folder next to the target and renamed into place only
 when complete; commits are batched so memory stays bounded.
 
 Validation reads every frame (and mask and landmark file) of every split
-through the chosen storage and prints missing/unreadable files, empty videos
+through the chosen storage (``--lmdb_dir``: a folder of LMDBs, DeepfakeBench's
+``<Dataset>_lmdb`` ones included, read unchanged) and prints missing/unreadable files, empty videos
 and per-split label counts; the exit code is 1 when it finds a problem.
 """
 from __future__ import annotations
@@ -33,13 +35,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from training.cli import EXIT_OK, EXIT_PARTIAL, cli_parser, invocation, run_cli
 from training.data.catalog import (LABEL_MAP_FILE, CatalogError, SkipReport, available_compressions,
                                    available_splits, build_records_with_report, load_dataset_json,
                                    load_label_dict, referenced_paths)
 from training.data.records import VideoRecord
 from training.data.storage import (LMDB_META_KEY, RgbStorage, UnreadableFileError, build_storage,
                                    decode_image, decode_landmarks, decode_mask, lmdb_key, lmdb_path)
-from training.cli import EXIT_OK, EXIT_PARTIAL, cli_parser, invocation, run_cli
 from training.errors import UserError
 from training.utils.atomic import new_directory_mode
 
@@ -117,11 +119,11 @@ def _write_entries(env, jobs: Sequence[Tuple[str, str, str]], storage: RgbStorag
 
 
 def convert(data_root: Path, dataset: str, map_size_gb: Optional[float] = None,
-            commit_every: int = 500, workers: int = 2) -> Path:
+            commit_every: int = 500, workers: int = 2, json_dir: Optional[Path] = None) -> Path:
     """Write ``<data_root>/lmdb/<dataset>.lmdb``; raise with every bad file listed on failure."""
     import lmdb
 
-    paths = referenced_paths(load_dataset_json(data_root, dataset))
+    paths = referenced_paths(load_dataset_json(data_root, dataset, json_dir))
     if not paths:
         raise CatalogError(f"json/{dataset}.json references no files; nothing to convert")
     jobs = _unique_by_key(paths, data_root)
@@ -185,11 +187,12 @@ def _replace_directory(source: Path, target: Path) -> None:
 
 
 def validate(data_root: Path, dataset: str, storage_kind: str, label_dict: Dict[str, int],
-             out=None, workers: int = 2) -> int:
+             out=None, workers: int = 2, json_dir: Optional[Path] = None,
+             lmdb_dir: Optional[Path] = None) -> int:
     """Print a report (to ``out``, default stdout); return the number of problems found (0 = clean)."""
     out = out if out is not None else sys.stdout
-    tree = load_dataset_json(data_root, dataset)
-    storage = build_storage(storage_kind, data_root)
+    tree = load_dataset_json(data_root, dataset, json_dir)
+    storage = build_storage(storage_kind, data_root, lmdb_dir)
     problems = 0
     for split in available_splits(tree):
         for compression in available_compressions(tree, split) or [None]:
@@ -197,7 +200,7 @@ def validate(data_root: Path, dataset: str, storage_kind: str, label_dict: Dict[
             try:
                 records, report = build_records_with_report(
                     dataset, split, data_root=data_root, label_dict=label_dict,
-                    compression=compression or "c23", strict=False)
+                    compression=compression or "c23", strict=False, json_dir=json_dir)
             except CatalogError as error:  # e.g. one label lacks this compression level
                 print(f"[{title}] ERROR {error}", file=out)
                 problems += 1
@@ -240,7 +243,10 @@ def _print_split(out, title: str, records: Sequence[VideoRecord], report: SkipRe
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data_root", default="datasets", help="data root (default: datasets)")
     parser.add_argument("--dataset", nargs="+", required=True, metavar="NAME",
-                        help="dataset name(s): json/<dataset>.json, each handled in turn")
+                        help="dataset name(s): <dataset>.json, each handled in turn")
+    parser.add_argument("--json_dir", default=None,
+                        help="folder of <dataset>.json (default: <data_root>/json, then "
+                             "<data_root>/preprocessing/dataset_json, DeepfakeBench's)")
     parser.add_argument("--workers", type=int, default=2, help="reader threads (default: 2)")
 
 
@@ -253,12 +259,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _common_arguments(parser)
         parser.add_argument("--storage", choices=("rgb", "lmdb"), default="rgb",
                             help="read the frame files (rgb) or the LMDB written by this tool (lmdb)")
+        parser.add_argument("--lmdb_dir", default=None,
+                            help="folder of the LMDBs (default: <data_root>/lmdb, then <data_root>/datasets/lmdb)")
         parser.add_argument("--label_config", default=str(REPO_ROOT / LABEL_MAP_FILE),
                             help=f"YAML with data.label_dict (default: {LABEL_MAP_FILE})")
         args = parser.parse_args(argv[1:])
         label_dict = load_label_dict(args.label_config)
-        problems = sum(validate(Path(args.data_root), dataset, args.storage, label_dict, workers=args.workers)
-                       for dataset in args.dataset)
+        problems = sum(validate(Path(args.data_root), dataset, args.storage, label_dict, workers=args.workers,
+                                json_dir=args.json_dir, lmdb_dir=args.lmdb_dir) for dataset in args.dataset)
         return EXIT_PARTIAL if problems else EXIT_OK
 
     parser = cli_parser(__file__, "Copy a dataset's frames, masks and landmarks into an LMDB "
@@ -270,7 +278,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="files per write transaction (bounds memory; default: 500)")
     args = parser.parse_args(argv[1:] if argv[:1] == ["convert"] else argv)
     for dataset in args.dataset:  # a bad source raises CatalogError (a user error: exit 2, nothing replaced)
-        convert(Path(args.data_root), dataset, args.map_size_gb, args.commit_every, args.workers)
+        convert(Path(args.data_root), dataset, args.map_size_gb, args.commit_every, args.workers,
+                json_dir=args.json_dir)
     return EXIT_OK
 
 

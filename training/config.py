@@ -65,6 +65,8 @@ DEFAULTS: Config = {
     "data": {
         "root": "datasets",  # data root; relative paths resolve against the working directory
         "storage": "rgb",  # rgb: PNG files under the data root | lmdb: <root>/lmdb/<Dataset>.lmdb
+        "json_dir": None,  # folder of <Dataset>.json; null: <root>/json, then <root>/preprocessing/dataset_json
+        "lmdb_dir": None,  # folder of the LMDBs (ours or DeepfakeBench's); null: <root>/lmdb, <root>/datasets/lmdb
         "compression": "c23",  # FF++-family compression level (c23 | c40 | raw)
         "train_dataset": [],
         "val_dataset": None,  # null: the *val* split of the training datasets (never a test set)

@@ -10,7 +10,6 @@ from training.config import load_config
 from training.engine.checkpoint import load_detector_weights, save_checkpoint
 from training.models import build_detector, detector_class
 from training.models.backbones.timm_backbone import PretrainedWeightsMissing
-from training.models.input_spec import IMAGENET_MEAN
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "detector"
 
@@ -25,7 +24,7 @@ def tiny_cfg(**backbone):
 
 @pytest.mark.parametrize("name,model_name,mean,width", [
     ("xception", "legacy_xception", (0.5, 0.5, 0.5), 2048),
-    ("efficientnet_b4", "efficientnet_b4", IMAGENET_MEAN, 1792),
+    ("efficientnet_b4", "tf_efficientnet_b4", (0.5, 0.5, 0.5), 1792),  # DeepfakeBench's padding: test_deepfakebench_checkpoints
 ])
 def test_baseline_configs_build_the_deepfakebench_models(name, model_name, mean, width):
     config = load_config(CONFIGS / f"{name}.yaml", ["model.backbone.pretrained=null"])
@@ -43,12 +42,12 @@ def test_baseline_configs_build_the_deepfakebench_models(name, model_name, mean,
 def test_imagenet_is_the_default_and_missing_weights_say_where_to_put_them(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     config = load_config(CONFIGS / "efficientnet_b4.yaml", [f"model.backbone.weights_dir={tmp_path / 'w'}"])
-    assert config["model"]["backbone"]["pretrained"] == "imagenet"
+    assert config["model"]["backbone"]["pretrained"] == "aa_in1k"
     with pytest.raises(PretrainedWeightsMissing) as error:
         build_detector(config)
     message = str(error.value)
-    assert str(tmp_path / "w" / "efficientnet_b4" / "ra2_in1k" / "model.safetensors") in message
-    assert "huggingface.co/timm/efficientnet_b4.ra2_in1k" in message
+    assert str(tmp_path / "w" / "tf_efficientnet_b4" / "aa_in1k" / "model.safetensors") in message
+    assert "huggingface.co/timm/tf_efficientnet_b4.aa_in1k" in message
     with pytest.raises(PretrainedWeightsMissing, match="Tags: r160_in1k"):
         detector_class("timm_cnn")(tiny_cfg(pretrained="no_such_tag"))
 

@@ -1,6 +1,10 @@
 """Dataset JSON (DeepfakeBench schema) → list of :class:`VideoRecord`.
 
-The JSON lives at ``<data_root>/json/<Dataset>.json`` (see datasets/README.md)::
+The JSON is read from ``<data.json_dir>/<Dataset>.json`` when ``data.json_dir`` is
+set, else from the first of ``<data_root>/json/<Dataset>.json`` (ours) and
+``<data_root>/preprocessing/dataset_json/<Dataset>.json`` (where DeepfakeBench's
+rearrange.py writes it, for a data root that is a DeepfakeBench checkout); see
+datasets/README.md. The schema is DeepfakeBench's::
 
     {Dataset: {label_name: {split: {video: record}}}}                 # most datasets
     {Dataset: {label_name: {split: {compression: {video: record}}}}}  # FF++ family
@@ -87,8 +91,43 @@ class _VideoProblem(Exception):
 # --------------------------------------------------------------------------- JSON loading
 
 
+# Where DeepfakeBench's rearrange.py and loader keep the JSON, relative to its checkout
+# (README "dataset_json_folder"; training/config/train_config.yaml there).
+DEEPFAKEBENCH_JSON_DIR = Path("preprocessing") / "dataset_json"
+
+
 def dataset_json_path(data_root: PathLike, name: str) -> Path:
+    """Where this framework writes a dataset's JSON (preprocessing.rearrange, the demo)."""
     return Path(data_root) / "json" / f"{name}.json"
+
+
+def json_candidates(data_root: PathLike, name: str, json_dir: Optional[PathLike] = None) -> List[Path]:
+    """The files :func:`find_dataset_json` tries, in order."""
+    if json_dir:
+        return [Path(json_dir) / f"{name}.json"]
+    return [dataset_json_path(data_root, name), Path(data_root) / DEEPFAKEBENCH_JSON_DIR / f"{name}.json"]
+
+
+def find_dataset_json(data_root: PathLike, name: str, json_dir: Optional[PathLike] = None) -> Path:
+    """The dataset JSON to read; :class:`CatalogError` listing every place tried when none exists."""
+    candidates = json_candidates(data_root, name, json_dir)
+    for path in candidates:
+        if path.is_file():
+            return path
+    looked = ", ".join(str(path) for path in candidates)
+    available = sorted({p.stem for folder in {c.parent for c in candidates} if folder.is_dir()
+                        for p in folder.glob("*.json") if not p.name.startswith(".")})
+    close = difflib.get_close_matches(name, available, n=1, cutoff=0.5)
+    suggestion = (f"Did you mean {close[0]!r}? " if close else "") + (
+        f"Datasets there: {', '.join(available)}. " if available else "")
+    where = (f"data.json_dir={json_dir}" if json_dir else
+             f"data root {data_root}; set data.json_dir to read it from elsewhere")
+    raise CatalogError(
+        f"Dataset JSON {name}.json not found (dataset {name!r}, {where}). Looked for: {looked}. {suggestion}"
+        f"Otherwise create it with `python -m preprocessing.rearrange ...` for a real dataset, or "
+        f"`python -m preprocessing.demo.generate --root {data_root}` for the demo benchmark; "
+        f"a JSON from DeepfakeBench's rearrange.py is read unchanged from its "
+        f"preprocessing/dataset_json folder (data.json_dir).")
 
 
 def _reject_duplicate_keys(pairs: Sequence[Tuple[str, Any]]) -> Dict[str, Any]:
@@ -104,21 +143,9 @@ def _reject_duplicate_keys(pairs: Sequence[Tuple[str, Any]]) -> Dict[str, Any]:
     return result
 
 
-def load_dataset_json(data_root: PathLike, name: str) -> Dict[str, Any]:
+def load_dataset_json(data_root: PathLike, name: str, json_dir: Optional[PathLike] = None) -> Dict[str, Any]:
     """Return the tree under the top-level dataset name: ``{label_name: {split: ...}}``."""
-    path = dataset_json_path(data_root, name)
-    if not path.is_file():
-        folder = path.parent
-        available = sorted(p.stem for p in folder.glob("*.json") if not p.name.startswith(".")) \
-            if folder.is_dir() else []
-        close = difflib.get_close_matches(name, available, n=1, cutoff=0.5)
-        suggestion = (f"Did you mean {close[0]!r}? " if close else "") + (
-            f"Datasets there: {', '.join(available)}. " if available else "")
-        raise CatalogError(
-            f"Dataset JSON not found: {path} (dataset {name!r}, data root {data_root}). {suggestion}"
-            f"Otherwise create it with `python -m preprocessing.rearrange ...` for a real dataset, or "
-            f"`python -m preprocessing.demo.generate --root {data_root}` for the demo benchmark; "
-            f"or point data.root at the folder that holds json/{name}.json.")
+    path = find_dataset_json(data_root, name, json_dir)
     text = path.read_text(encoding="utf-8")
     try:
         tree = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
@@ -197,9 +224,9 @@ def iter_raw_videos(tree: Mapping[str, Any], name: str, split: str, compression:
     if split not in splits_found:
         raise CatalogError(
             f"Dataset {name!r} has no split {split!r} (available: {', '.join(splits_found) or 'none'}). "
-            f"Fix the split name in the config, or regenerate json/{name}.json with that split.")
+            f"Fix the split name in the config, or regenerate {name}.json with that split.")
     for label_group, splits in tree.items():
-        where = f"json/{name}.json [{name!r}][{label_group!r}]"
+        where = f"{name}.json [{name!r}][{label_group!r}]"
         if not isinstance(splits, dict):
             raise CatalogError(f"{where} must map split names to videos, got {type(splits).__name__}")
         if split not in splits:
@@ -364,9 +391,10 @@ def _check_stems_match(field_name: str, paths: Sequence[str], frame_indices: Seq
 
 def build_records_with_report(name: str, split: str, *, data_root: PathLike,
                               label_dict: Mapping[str, int], compression: str = "c23",
-                              strict: bool = True) -> Tuple[List[VideoRecord], SkipReport]:
+                              strict: bool = True, json_dir: Optional[PathLike] = None,
+                              ) -> Tuple[List[VideoRecord], SkipReport]:
     """Records of one split plus what lenient mode skipped (empty report when strict)."""
-    tree = load_dataset_json(data_root, name)
+    tree = load_dataset_json(data_root, name, json_dir)
     report = SkipReport()
     records: List[VideoRecord] = []
     seen: Dict[str, str] = {}
@@ -380,7 +408,7 @@ def build_records_with_report(name: str, split: str, *, data_root: PathLike,
                                     f"{seen[record.key]!r}); each video may appear once per split")
         except _VideoProblem as problem:
             if strict:
-                raise CatalogError(f"json/{name}.json, split {split!r}, video {where!r}: {problem}. "
+                raise CatalogError(f"{name}.json, split {split!r}, video {where!r}: {problem}. "
                                    f"(Use lenient mode, strict=False, to skip and count such videos.)"
                                    ) from None
             report.add(where, str(problem))
@@ -391,7 +419,8 @@ def build_records_with_report(name: str, split: str, *, data_root: PathLike,
 
 
 def build_records(name: str, split: str, *, data_root: PathLike, label_dict: Mapping[str, int],
-                  compression: str = "c23", strict: bool = True) -> List[VideoRecord]:
+                  compression: str = "c23", strict: bool = True,
+                  json_dir: Optional[PathLike] = None) -> List[VideoRecord]:
     """Records of one split, sorted as in the JSON; frames sorted by integer index.
 
     Lenient mode logs a warning with what it skipped; use
@@ -399,7 +428,7 @@ def build_records(name: str, split: str, *, data_root: PathLike, label_dict: Map
     """
     records, report = build_records_with_report(name, split, data_root=data_root,
                                                 label_dict=label_dict, compression=compression,
-                                                strict=strict)
+                                                strict=strict, json_dir=json_dir)
     if report:
         log.warning("%s/%s: %s", name, split, report.summary())
     return records

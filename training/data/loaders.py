@@ -106,7 +106,8 @@ def load_records(config: Config, names: Sequence[str], split: str):
     records = []
     for name in names:
         records.extend(build_records(name, split, data_root=data["root"], label_dict=data["label_dict"],
-                                     compression=data["compression"], strict=data["strict"]))
+                                     compression=data["compression"], strict=data["strict"],
+                                     json_dir=data["json_dir"]))
     if split == "train" and data.get("pairing", "all") != "all":  # paired/unpaired subsets (data/pairing.py)
         from training.data.pairing import apply_pairing
 
@@ -149,7 +150,7 @@ def build_dataset(config: Config, names: Sequence[str], split: str, spec: InputS
         raise ValueError(f"No videos in split '{split}' of datasets {list(names)}; check data.root "
                          f"({data['root']}) and the dataset JSON files.")
     stage = "train" if train else ("val" if split == "val" else "test")
-    storage = build_storage(data["storage"], data["root"])
+    storage = build_storage(data["storage"], data["root"], data["lmdb_dir"])
     if perturbation is not None:
         from training.data.perturbations import PerturbedStorage
 

@@ -122,6 +122,9 @@ def load_detector_weights(detector: nn.Module, path) -> Dict[str, Any]:
         if is_published_state_dict(state):
             load_published_weights(detector, path, payload)
         else:
+            # DeepfakeBench's *_best.pth come in its key layout (models/detectors/deepfakebench_compat.py).
+            convert = getattr(detector, "convert_external_state", None)
+            state = (convert(strip_prefixes(state)) if convert else None) or state
             load_state_dict_checked(detector, state, str(path))
     return payload
 
