@@ -201,3 +201,27 @@ def test_missing_label_message_gives_the_fix_that_works_for_a_run(tmp_path):
     fixed = load_config(run_config, ["data.label_dict.NewFake=1"])["data"]["label_dict"]  # the suggested fix
     (record,) = build_records("NewSet", "test", data_root=tmp_path, label_dict=fixed)
     assert record.label == 1
+
+
+class _BrokenFrames:
+    """A dataset whose frame is missing, read in a DataLoader worker (which re-raises with its traceback)."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        from training.data.storage import UnreadableFileError
+
+        raise UnreadableFileError("frame DemoFF/v/001.png does not exist; re-run preprocessing for this video",
+                                  "DemoFF/v/001.png")
+
+
+def test_a_data_loader_worker_error_is_one_line(capsys):
+    from torch.utils.data import DataLoader
+
+    def main(_argv):
+        list(DataLoader(_BrokenFrames(), num_workers=1))
+
+    assert run_cli(main, []) == EXIT_USAGE
+    assert capsys.readouterr().err.strip() == ("error: frame DemoFF/v/001.png does not exist; re-run preprocessing "
+                                               "for this video")

@@ -28,6 +28,7 @@ if __package__ in (None, ""):
 
 from training.cli import cli_parser, run_cli  # noqa: E402
 from training.config import as_list, load_config  # noqa: E402
+from training.engine.run_dir import METRICS_FILE, TABLE_PREFIX  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,11 +117,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.extra_metrics:
         footnote += " TPR@1%FPR is frame-level."
     if dist_utils.is_main_process():
-        atomic_write_json(out / "metrics.json", results)
+        atomic_write_json(out / METRICS_FILE, results)
         if perturbations:
             write_robustness_outputs(out, robustness, footnote, args)
-        print(write_tables(results, out / "table", footnote=footnote, extra=metric_columns(args.extra_metrics)))
-        print(out / "metrics.json")
+        print(write_tables(results, out / TABLE_PREFIX, footnote=footnote, extra=metric_columns(args.extra_metrics)))
+        print(out / METRICS_FILE)
     dist_utils.shutdown()
     return 0
 
