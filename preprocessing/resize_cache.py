@@ -35,7 +35,7 @@ import numpy as np
 
 from preprocessing.to_lmdb import _chmod_like_a_new_directory, _replace_directory
 from training.cli import cli_parser, run_cli
-from training.data.catalog import CatalogError, dataset_json_path, is_record, load_dataset_json
+from training.data.catalog import CatalogError, dataset_json_path, find_dataset_json, is_record, load_dataset_json
 from training.data.storage import (LMDB_META_KEY, RgbStorage, UnreadableFileError, decode_image,
                                    decode_landmarks, decode_mask, lmdb_key, lmdb_path)
 from training.utils.atomic import atomic_write_text
@@ -152,7 +152,7 @@ def build_cache(data_root: Path, dataset: str, out_root: Path, size: Optional[in
         raise
     json_target = dataset_json_path(out_root, dataset)
     json_target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(json_target, dataset_json_path(data_root, dataset).read_text(encoding="utf-8"))
+    atomic_write_text(json_target, find_dataset_json(data_root, dataset).read_text(encoding="utf-8"))
     log.info("wrote %s (%d files, %s) in %.1fs", target, len(written),
              f"shorter side {size}" if size else "stored size", time.time() - started)
     return target
