@@ -225,3 +225,24 @@ def test_a_data_loader_worker_error_is_one_line(capsys):
     assert run_cli(main, []) == EXIT_USAGE
     assert capsys.readouterr().err.strip() == ("error: frame DemoFF/v/001.png does not exist; re-run preprocessing "
                                                "for this video")
+
+
+def test_tables_cli_combines_runs_and_test_outputs(tmp_path, capsys):
+    """`python -m analysis.tables` (before: no CLI, --help printed nothing)."""
+    import json
+
+    from analysis.tables import main as tables_main
+    from analysis.tables import read_table_csv
+
+    metrics = {"DemoFF": {"frame_auc": 0.9, "video_auc": 0.95}, "DemoCDF": {"frame_auc": 0.7, "video_auc": 0.8}}
+    (tmp_path / "runA").mkdir()
+    (tmp_path / "runA" / "metrics.json").write_text(json.dumps(metrics))  # a run directory: one row
+    (tmp_path / "cmp").mkdir()
+    (tmp_path / "cmp" / "metrics.json").write_text(json.dumps({"other": metrics}))  # test.py --out: rows
+    out = tmp_path / "table"
+    assert run_cli(tables_main, ["--results", str(tmp_path / "runA"), str(tmp_path / "cmp"), "--out", str(out)]) == 0
+    rows = read_table_csv(f"{out}.csv")
+    assert list(rows) == ["runA", "other"] and rows["runA"]["DemoCDF"]["video_auc"] == 0.8
+    capsys.readouterr()
+    assert run_cli(tables_main, ["--results", str(tmp_path / "nope"), "--out", str(out)]) == EXIT_USAGE
+    assert "nope not found: pass run directories" in capsys.readouterr().err
