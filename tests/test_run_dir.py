@@ -52,11 +52,13 @@ def test_second_start_is_refused_and_overwrite_starts_clean(tiny_config, demo_ro
     assert run.log.read_text().count("Detector clip:") == 1
 
 
-@pytest.mark.parametrize("bad", ["dataset", "weights"])
+@pytest.mark.parametrize("bad", ["dataset", "test_dataset", "weights"])
 def test_a_failed_start_leaves_no_run_directory(tiny_config, demo_root, tmp_path, bad):
     run_dir = tmp_path / "run"
     if bad == "dataset":
         extra, opts, error, message = ("--train_dataset", "DemoF"), (), CatalogError, "Did you mean 'DemoFF'"
+    elif bad == "test_dataset":  # checked before training, not after it
+        extra, opts, error, message = ("--test_dataset", "DemoCFD"), (), CatalogError, "Did you mean 'DemoCDF'"
     else:
         extra, opts = (), (f"model.backbone.pretrained={tmp_path / 'missing.safetensors'}",)
         error, message = Exception, "missing.safetensors"

@@ -98,6 +98,17 @@ def resolve_config_and_run_dir(args, parser: argparse.ArgumentParser) -> tuple:
     return config, run
 
 
+def check_datasets_exist(config: Config, no_test: bool) -> None:
+    """A typo in any dataset name fails now (with "did you mean"), not after hours of training."""
+    from training.data.catalog import find_dataset_json
+
+    data = config["data"]
+    names = as_list(data["train_dataset"]) + as_list(data["val_dataset"])
+    names += [] if no_test else as_list(data["test_dataset"])
+    for name in dict.fromkeys(str(n) for n in names):
+        find_dataset_json(data["root"], name, data["json_dir"])
+
+
 def _is_main_rank() -> bool:
     # Before the process group exists (torchrun sets RANK): only rank 0 judges and creates the directory.
     return int(os.environ.get("RANK", "0")) == 0
@@ -209,6 +220,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from training.models import build_detector, count_parameters
 
     config, run = resolve_config_and_run_dir(args, parser)
+    check_datasets_exist(config, args.no_test)
     device = dist_utils.select_device(args.device)
     distributed = dist_utils.init_from_environment(device)
     run = RunDir(dist_utils.broadcast_object(str(run.root)))
