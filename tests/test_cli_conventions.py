@@ -246,3 +246,13 @@ def test_tables_cli_combines_runs_and_test_outputs(tmp_path, capsys):
     capsys.readouterr()
     assert run_cli(tables_main, ["--results", str(tmp_path / "nope"), "--out", str(out)]) == EXIT_USAGE
     assert "nope not found: pass run directories" in capsys.readouterr().err
+
+
+def test_unknown_registered_name_is_a_user_error(tmp_path, capsys):
+    """Registry look-ups (detector, backbone, dataset adapter): before, a KeyError traceback (exit 70 now)."""
+    from preprocessing.rearrange import main as rearrange_main
+
+    code = run_cli(rearrange_main, ["--dataset", "FaceForensic++", "--source_dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and "Traceback" not in err
+    assert err.startswith("error: Unknown dataset adapter 'FaceForensic++'. Did you mean 'FaceForensics++'?")

@@ -17,7 +17,16 @@ import importlib
 import pkgutil
 from typing import Callable, Dict, Iterable, TypeVar
 
+from training.errors import UserError
+
 T = TypeVar("T")
+
+
+class UnknownNameError(UserError, KeyError):
+    """A config or flag names a component that is not registered (a typo, usually)."""
+
+    def __str__(self) -> str:  # KeyError's own str() would quote the whole message
+        return str(self.args[0]) if self.args else ""
 
 
 class Registry:
@@ -43,7 +52,7 @@ class Registry:
             close = difflib.get_close_matches(str(name), self._entries, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             failed = "".join(f" Module {m} failed to import ({e})." for m, e in self.failed_imports.items())
-            raise KeyError(f"Unknown {self.kind} '{name}'.{hint} Registered {self.kind}s: "
+            raise UnknownNameError(f"Unknown {self.kind} '{name}'.{hint} Registered {self.kind}s: "
                            f"{', '.join(sorted(self._entries)) or '(none)'}.{failed}")
         return self._entries[name]
 
