@@ -54,3 +54,70 @@ def test_worker_batches_are_collated_into_shared_memory():
     assert batches[0]["image"].is_shared()
     assert torch.equal(batches[1]["image"][:, 0, 0, 0], torch.tensor([4.0, 5.0]))
     assert batches[1]["video_key"] == ["v4", "v5"]
+
+
+def _png(image) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_png_decoding_by_libspng_gives_opencvs_pixels_and_leaves_other_files_to_it():
+    import cv2
+    from PIL import Image
+
+    from training.data import storage
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    cases = {  # name: (bytes, decoded by libspng as an image, as a mask)
+        "rgb": (_png(rgb), True, False), "rgb by cv2": (cv2.imencode(".png", rgb)[1].tobytes(), True, False),
+        "grey": (_png(rgb[..., 0]), False, True), "rgba": (_png(np.dstack([rgb, rgb[..., :1]])), False, False),
+        "palette": (_png(Image.fromarray(rgb).quantize(8)), False, False),
+        "rgb16": (cv2.imencode(".png", rgb.astype(np.uint16) * 257)[1].tobytes(), False, False),
+        "jpeg": (cv2.imencode(".jpg", rgb)[1].tobytes(), False, False),
+    }
+    for name, (data, as_image, as_mask) in cases.items():
+        assert (storage._spng_decode(data, storage.PNG_RGB) is not None) == as_image, name
+        assert (storage._spng_decode(data, storage.PNG_GREY) is not None) == as_mask, name
+        by_cv2 = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        assert np.array_equal(storage.decode_image(data, name), by_cv2), name
+        grey = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert np.array_equal(storage.decode_mask(data, name), grey), name
+
+
+def test_damaged_pngs_still_raise_although_libspng_would_decode_them():
+    import pytest
+
+    from training.data.storage import UnreadableFileError, decode_image
+
+    data = _png(np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF  # inside the pixel data: its chunk CRC no longer matches
+    for name, damaged in {"bit flip": bytes(flipped), "no IEND": data[:-12], "cut": data[:len(data) // 2]}.items():
+        with pytest.raises(UnreadableFileError, match="frame.png"):
+            decode_image(damaged, "frame.png")
+
+
+def test_a_single_frame_is_augmented_exactly_like_a_clip_of_one():
+    from tests.data.synthetic import symmetric_landmarks
+
+    aug = {"hflip": 0.5, "rotate": {"p": 0.5}, "blur": {"p": 0.5, "kernel": [3, 7]},
+           "one_of": {"p": 0.5, "brightness_contrast": {}, "fancy_pca": {}, "hue_saturation": {}},
+           "jpeg": {"p": 0.5}}
+    for spec in (InputSpec(224, resize_mode="resize"),
+                 InputSpec(224, resize_mode="resize_center_crop", interpolation="pil_bicubic")):
+        transform = build_transform(aug, spec, train=True)
+        image, points = frame_image(2, 4), symmetric_landmarks(3)
+        mask = (image[..., 0] > 120).astype(np.uint8) * 255
+        for seed in range(12):
+            transform.reseed(seed)
+            single = transform(image, mask=mask, landmarks=points)
+            transform.reseed(seed)
+            clip = transform([image], mask=[mask], landmarks=[points])
+            for key in ("image", "mask", "landmarks"):
+                assert torch.equal(single[key], clip[key][0]), (spec.interpolation, seed, key)
