@@ -8,23 +8,32 @@ import re
 import pytest
 
 
-def test_progress_lines_without_a_terminal_say_done_total_rate_and_eta(capsys):
+def test_progress_lines_without_a_terminal_say_done_total_rate_and_eta(caplog):
+    import logging
+
     from training.utils.progress import Progress, format_duration
 
-    progress = Progress(10, "eval DemoFF", unit="batches", every_seconds=0.0, terminal=False)
-    for _ in range(3):
-        progress.update()
-    progress.close()
-    lines = capsys.readouterr().err.strip().splitlines()
+    with caplog.at_level(logging.INFO, logger="training.progress"):  # the logging tree is configured here
+        progress = Progress(10, "eval DemoFF", unit="batches", every_seconds=0.0, terminal=False)
+        for _ in range(3):
+            progress.update()
+        progress.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "training.progress"]
     assert lines[0].startswith("eval DemoFF: 1/10 batches (10%), ") and "ETA" in lines[0]
     assert lines[2].startswith("eval DemoFF: 3/10 batches (30%)")
     assert re.fullmatch(r"eval DemoFF: 3 batches in \d+s", lines[-1])
     assert [format_duration(s) for s in (4.4, 185, 3725)] == ["4s", "3m05s", "1h02m"]
 
 
-def test_a_disabled_progress_prints_nothing(capsys):
+def test_without_logging_set_up_the_lines_go_to_stderr_and_a_disabled_progress_prints_nothing(capsys,
+                                                                                              monkeypatch):
+    import logging
+
     from training.utils.progress import track
 
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as in test.py, which configures no logging
+    assert list(track(range(2), description="scan", every_seconds=0.0, terminal=False)) == [0, 1]
+    assert capsys.readouterr().err.splitlines()[0].startswith("scan: 1/2 it (50%)")
     assert list(track(range(4), description="x", enabled=False, every_seconds=0.0, terminal=False)) == [0, 1, 2, 3]
     assert capsys.readouterr().err == ""
 

@@ -86,7 +86,9 @@ def test_app_in_a_browser_shows_the_boxes_scores_and_csv_of_infer(tmp_path_facto
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(url)
             page.locator("#uploads input[type=file]").set_input_files([str(p) for p in media])
-            page.locator("#uploads").get_by_text("astronaut.mp4").wait_for(timeout=20_000)
+            # Both uploads listed (Gradio may render a name's stem and extension in separate elements).
+            page.wait_for_function("() => { const text = document.querySelector('#uploads').innerText;"
+                                   " return text.includes('.jpg') && text.includes('.mp4'); }", timeout=30_000)
             page.locator("#analyse").click()
             page.locator("#faces-table tbody tr").first.wait_for(timeout=40_000)
 
