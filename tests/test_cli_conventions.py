@@ -256,3 +256,17 @@ def test_unknown_registered_name_is_a_user_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == EXIT_USAGE and "Traceback" not in err
     assert err.startswith("error: Unknown dataset adapter 'FaceForensic++'. Did you mean 'FaceForensics++'?")
+
+
+def test_a_bad_value_found_while_building_the_detector_is_one_line(tmp_path, capsys):
+    """Config values checked where they are used (heads, schedules, towers ...) raise ConfigError
+    (training/errors.py), not a bare ValueError that printed a traceback."""
+    from training import train as train_cli
+
+    code = run_cli(train_cli.main, ["--detector_path", str(REPO / "tests" / "fixtures" / "tiny_clip.yaml"),
+                                    "--run_dir", str(tmp_path / "r"), "--device", "cpu", "--opts",
+                                    f"data.root={tmp_path}", "data.train_dataset=[]", "data.test_dataset=[]",
+                                    "model.head=bogus"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and err.strip() == "error: model.head 'bogus' is not one of linear, ln_mlp."
+    assert not (tmp_path / "r").exists()

@@ -27,7 +27,7 @@ import yaml
 from training.engine.schedule import SCHEDULES, WARMUP_STARTS
 from training.metrics import SELECTABLE_METRICS, VIDEO_AGGREGATIONS
 from training.utils.atomic import atomic_write_text
-from training.errors import UserError
+from training.errors import ConfigError  # noqa: F401 - training.config.ConfigError, as always
 
 Config = Dict[str, Any]
 
@@ -129,10 +129,6 @@ CHOICES = {
 
 # Free-form mappings: any key allowed below these paths.
 OPEN_SECTIONS = ("data.label_dict", "augment")
-
-
-class ConfigError(UserError, ValueError):
-    """A config file or override is invalid; the message says where and how to fix it."""
 
 
 def deep_merge(base: Mapping, override: Mapping) -> Config:

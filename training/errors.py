@@ -10,3 +10,9 @@ from __future__ import annotations
 
 class UserError(Exception):
     """An error whose message tells the user what to fix; not a bug in the framework."""
+
+
+class ConfigError(UserError, ValueError):
+    """A config file, key or override is invalid; the message names the key and the fix.
+    (Defined here, not in training/config.py, so models and engine code can raise it without
+    importing the config loader.)"""

@@ -161,7 +161,7 @@ def build_dataset(config: Config, names: Sequence[str], split: str, spec: InputS
     self_blend = data.get("self_blend") or {}
     if train and self_blend.get("enabled"):
         if spec.frames_per_sample > 1:
-            raise ValueError("data.self_blend blends single frames; this detector takes clips of "
+            raise ConfigError("data.self_blend blends single frames; this detector takes clips of "
                              f"{spec.frames_per_sample} frames. Disable data.self_blend for it.")
         from training.data.self_blend import build_self_blend_dataset
 

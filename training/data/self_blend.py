@@ -35,6 +35,8 @@ from .datasets import DataRequirementError, FrameDataset
 from .records import VideoRecord
 from .transforms import seed_independently
 
+from training.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 # Points of the 68-point iBUG layout; 81-point files (dlib 81) add 13 forehead points after them.
@@ -53,9 +55,9 @@ class SelfBlendConfig:
         config = cls(p=float(options.get("p", cls.p)), reals_only=bool(options.get("reals_only", cls.reals_only)),
                      blend_ratios=tuple(float(r) for r in options.get("blend_ratios", cls.blend_ratios)))
         if not 0.0 <= config.p <= 1.0:
-            raise ValueError(f"data.self_blend.p must lie in [0, 1], got {config.p}")
+            raise ConfigError(f"data.self_blend.p must lie in [0, 1], got {config.p}")
         if not config.blend_ratios or not all(0.0 < r <= 1.0 for r in config.blend_ratios):
-            raise ValueError(f"data.self_blend.blend_ratios must be a non-empty list of values in (0, 1], "
+            raise ConfigError(f"data.self_blend.blend_ratios must be a non-empty list of values in (0, 1], "
                              f"got {list(config.blend_ratios)}")
         return config
 

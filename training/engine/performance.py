@@ -17,6 +17,8 @@ from typing import Any, Dict, List, Union
 import torch
 from torch import nn
 
+from training.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune")
@@ -28,7 +30,7 @@ def use_channels_last(detector: nn.Module, setting: Union[str, bool], device: to
     """``auto``: on CUDA for detectors that declare ``prefers_channels_last`` (convolutional
     backbones, whose cuDNN kernels run faster in NHWC); never for ViTs, which gain nothing."""
     if setting not in CHANNELS_LAST_MODES:
-        raise ValueError(f"train.channels_last '{setting}' is not one of auto, true, false.")
+        raise ConfigError(f"train.channels_last '{setting}' is not one of auto, true, false.")
     if setting == "auto":
         return device.type == "cuda" and bool(getattr(detector, "prefers_channels_last", False))
     return bool(setting)
@@ -36,7 +38,7 @@ def use_channels_last(detector: nn.Module, setting: Union[str, bool], device: to
 
 def compile_mode(setting: Union[str, bool]) -> Union[str, None]:
     if setting not in COMPILE_MODES:
-        raise ValueError(f"train.compile '{setting}' is not one of false, true, default, reduce-overhead, "
+        raise ConfigError(f"train.compile '{setting}' is not one of false, true, default, reduce-overhead, "
                          f"max-autotune.")
     if setting is False:
         return None
@@ -79,7 +81,7 @@ def loader_workers(setting: Union[str, int]) -> int:
     if setting != "auto":
         workers = int(setting)
         if workers < 0:
-            raise ValueError(f"data.num_workers {workers} is negative; use 0 (load in the main process), "
+            raise ConfigError(f"data.num_workers {workers} is negative; use 0 (load in the main process), "
                              f"a positive number, or auto.")
         return workers
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

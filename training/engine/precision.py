@@ -22,6 +22,8 @@ from typing import FrozenSet, Optional
 
 import torch
 
+from training.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 AMP_MODES = ("auto", "bf16", "off")
@@ -56,7 +58,7 @@ def cpu_has_bf16_units() -> bool:
 
 def resolve_precision(amp: str, device: torch.device) -> Precision:
     if amp not in AMP_MODES:
-        raise ValueError(f"train.amp '{amp}' is not one of {', '.join(AMP_MODES)}.")
+        raise ConfigError(f"train.amp '{amp}' is not one of {', '.join(AMP_MODES)}.")
     device = torch.device(device)
     if amp == "off":
         return Precision(None, "train.amp=off")

@@ -32,6 +32,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Optional
 
+from training.errors import ConfigError
+
 SCHEDULES = ("cosine", "cyclic", "constant")
 WARMUP_STARTS = ("zero", "min_lr")
 
@@ -53,7 +55,7 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, min_ratio: float, 
     after = step - warmup_steps
     if kind == "cyclic":
         if not cycle_steps or cycle_steps < 1:
-            raise ValueError(f"train.scheduler.name: cyclic needs a cycle of at least one step "
+            raise ConfigError(f"train.scheduler.name: cyclic needs a cycle of at least one step "
                              f"(train.scheduler.cycle_epochs), got {cycle_steps} steps")
         return _cosine((after % cycle_steps) / cycle_steps, min_ratio)
     progress = min(max(after / max(1, total_steps - warmup_steps), 0.0), 1.0)
@@ -66,17 +68,17 @@ def build_scheduler(optimizer, cfg: Mapping[str, Any], base_lr: float, steps_per
 
     kind = cfg["name"]
     if kind not in SCHEDULES:
-        raise ValueError(f"train.scheduler.name: {kind!r} is not one of {', '.join(SCHEDULES)}")
+        raise ConfigError(f"train.scheduler.name: {kind!r} is not one of {', '.join(SCHEDULES)}")
     warmup_start = cfg.get("warmup_start", "zero")
     if warmup_start not in WARMUP_STARTS:
-        raise ValueError(f"train.scheduler.warmup_start: {warmup_start!r} is not one of {', '.join(WARMUP_STARTS)}")
+        raise ConfigError(f"train.scheduler.warmup_start: {warmup_start!r} is not one of {', '.join(WARMUP_STARTS)}")
     warmup = int(round(cfg["warmup_epochs"] * steps_per_epoch))
     min_ratio = cfg["min_lr"] / base_lr if base_lr else 0.0
     cycle_steps = None
     if kind == "cyclic":
         cycle_epochs = cfg.get("cycle_epochs")
         if not cycle_epochs or cycle_epochs <= 0:
-            raise ValueError("train.scheduler.name is cyclic: set train.scheduler.cycle_epochs > 0 "
+            raise ConfigError("train.scheduler.name is cyclic: set train.scheduler.cycle_epochs > 0 "
                              "(epochs per cosine cycle; GenD uses 10)")
         cycle_steps = max(1, int(cycle_epochs * steps_per_epoch))  # int() as GenD's T_0
     return torch.optim.lr_scheduler.LambdaLR(

@@ -13,6 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from training.errors import ConfigError
 from training.registry import LOSSES
 
 
@@ -30,7 +31,7 @@ def arc_margin_loss(cosine: torch.Tensor, labels: torch.Tensor, s: float = 16.0,
     monotonic continuation ``cos θ − m·sin m`` so the loss keeps decreasing in θ.
     """
     if s <= 0 or not 0 <= m < math.pi / 2:
-        raise ValueError(f"model.loss.arc_s must be > 0 and model.loss.arc_m in [0, π/2); got s={s}, m={m}.")
+        raise ConfigError(f"model.loss.arc_s must be > 0 and model.loss.arc_m in [0, π/2); got s={s}, m={m}.")
     cosine = cosine.float().clamp(-1 + 1e-7, 1 - 1e-7)
     sine = torch.sqrt(1.0 - cosine ** 2)
     with_margin = cosine * math.cos(m) - sine * math.sin(m)

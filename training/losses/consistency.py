@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from training.errors import ConfigError
 from training.registry import LOSSES
 
 CONSISTENCY_KINDS = ("sym_kl", "mse")
@@ -20,4 +21,4 @@ def prediction_consistency(logits_a: torch.Tensor, logits_b: torch.Tensor, kind:
         return 0.5 * ((p * (log_p - log_q)).sum(-1) + (q * (log_q - log_p)).sum(-1)).mean()
     if kind == "mse":
         return (log_p.exp() - log_q.exp()).pow(2).sum(-1).mean()
-    raise ValueError(f"model.loss.consistency '{kind}' is not one of {', '.join(CONSISTENCY_KINDS)}.")
+    raise ConfigError(f"model.loss.consistency '{kind}' is not one of {', '.join(CONSISTENCY_KINDS)}.")

@@ -15,6 +15,8 @@ import math
 
 from torch import nn
 
+from training.errors import ConfigError
+
 
 class ConvStem(nn.Sequential):
     """(B, 3, H, W) → (B, width, H/P, W/P) with log2(P) stride-2 stages, like ``conv1``."""
@@ -22,7 +24,7 @@ class ConvStem(nn.Sequential):
     def __init__(self, width: int, patch_size: int):
         stages = int(round(math.log2(patch_size)))
         if 2 ** stages != patch_size or stages < 1:
-            raise ValueError(f"model.backbone.conv_stem needs a power-of-two patch_size (got {patch_size}).")
+            raise ConfigError(f"model.backbone.conv_stem needs a power-of-two patch_size (got {patch_size}).")
         channels = [3] + [max(width // 2 ** (stages - i), 8) for i in range(1, stages + 1)]
         layers = []
         for i in range(stages):

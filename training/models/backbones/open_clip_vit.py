@@ -16,6 +16,7 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 from torch import nn
 
+from training.errors import ConfigError
 from training.models.backbones.conv_stem import ConvStem
 from training.models.backbones.fast_attention import use_packed_attention
 from training.models.backbones.fast_block import FastResidualAttentionBlock, use_fast_blocks
@@ -40,7 +41,7 @@ def vision_config(arch: str, overrides: Optional[dict]) -> dict:
         model_cfg = open_clip.get_model_config(arch)
         if model_cfg is None:
             known = [m for m in open_clip.list_models() if m.startswith("ViT")]
-            raise ValueError(f"model.backbone.arch '{arch}' is not an open_clip model. "
+            raise ConfigError(f"model.backbone.arch '{arch}' is not an open_clip model. "
                              f"ViT choices: {', '.join(known)}; or 'custom' with model.backbone.vision_cfg.")
         base = copy.deepcopy(model_cfg["vision_cfg"])
         if "timm_model_name" in base:  # PE-Core, SigLIP2 ...: open_clip wraps a timm model there
@@ -169,7 +170,7 @@ class OpenClipTower(VisionTower):
         cfg = vision_config(arch, vision_cfg)
         for key in ("attentional_pool", "final_ln_after_pool"):
             if cfg.get(key):
-                raise ValueError(f"model.backbone: open_clip vision_cfg.{key} is not supported by the open_clip "
+                raise ConfigError(f"model.backbone: open_clip vision_cfg.{key} is not supported by the open_clip "
                                  f"tower (its feature is not the pooled final-normed tokens).")
         if image_size is not None:
             cfg["image_size"] = int(image_size)  # pretrained position embeddings are resampled on load
@@ -192,11 +193,11 @@ class OpenClipTower(VisionTower):
         # "tok": the CLS token (CLIP, LN-CLIP, GenD); "avg": mean of the patch tokens (open_clip's pool_type).
         self.pool_type = getattr(self.visual, "pool_type", "tok")
         if self.pool_type not in ("tok", "avg"):
-            raise ValueError(f"model.backbone.vision_cfg.pool_type '{self.pool_type}': the open_clip tower "
+            raise ConfigError(f"model.backbone.vision_cfg.pool_type '{self.pool_type}': the open_clip tower "
                              f"pools with tok (CLS) or avg (mean patch token).")
         if conv_stem:
             if pretrained:
-                raise ValueError("model.backbone.conv_stem replaces CLIP's patch embedding and cannot be "
+                raise ConfigError("model.backbone.conv_stem replaces CLIP's patch embedding and cannot be "
                                  "combined with pretrained weights; use it with pretrained: null.")
             self.visual.conv1 = ConvStem(self.width, self.patch_size)
         if pretrained:

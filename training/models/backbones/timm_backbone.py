@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Mapping, Optional
 import torch
 from torch import nn
 
+from training.errors import ConfigError
 from training.registry import BACKBONES
 from training.errors import UserError
 
@@ -168,9 +169,9 @@ class TimmBackbone(nn.Module):
         import timm
 
         if not model_name:
-            raise ValueError("model.backbone.model_name is required (a timm model name, e.g. legacy_xception).")
+            raise ConfigError("model.backbone.model_name is required (a timm model name, e.g. legacy_xception).")
         if not timm.is_model(model_name):
-            raise ValueError(f"model.backbone.model_name '{model_name}' is not a timm model; "
+            raise ConfigError(f"model.backbone.model_name '{model_name}' is not a timm model; "
                              f"see timm.list_models() (e.g. legacy_xception, efficientnet_b4).")
         self.model_name = model_name
         self.weights_file: Optional[str] = None

@@ -24,6 +24,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
+from training.errors import ConfigError
 from training.models.backbones.timm_backbone import (IMAGENET_TAG, pretrained_cfg_for, read_state_dict,
                                                      resolve_weights_file)
 from training.models.backbones.tower import VisionTower, register_tower
@@ -51,7 +52,7 @@ def resolve_tag(arch: str, pretrained: Optional[str]) -> Optional[str]:
     if not pretrained or is_file_reference(pretrained):
         return arch_tag
     if arch_tag and str(pretrained) not in (arch_tag, IMAGENET_TAG):
-        raise ValueError(f"model.backbone.arch '{arch}' names timm tag '{arch_tag}' but model.backbone.pretrained "
+        raise ConfigError(f"model.backbone.arch '{arch}' names timm tag '{arch_tag}' but model.backbone.pretrained "
                          f"is '{pretrained}'; use pretrained: {arch_tag} (or a weights file, or null).")
     return arch_tag or str(pretrained)
 
@@ -79,13 +80,13 @@ class TimmTower(VisionTower):
 
         name, _ = split_arch(arch)
         if not timm.is_model(name):
-            raise ValueError(f"model.backbone.arch '{arch}' is not a timm model; see timm.list_models('vit_*') "
+            raise ConfigError(f"model.backbone.arch '{arch}' is not a timm model; see timm.list_models('vit_*') "
                              f"(e.g. vit_large_patch16_dinov3, vit_pe_core_large_patch14_336).")
         self.arch, self.pretrained = arch, pretrained
         tag = resolve_tag(arch, pretrained)
         full_name = f"{name}.{tag}" if tag and tag != IMAGENET_TAG else name
         if "num_classes" in (model_kwargs or {}):
-            raise ValueError("model.backbone.model_kwargs.num_classes: the tower has no classifier (the "
+            raise ConfigError("model.backbone.model_kwargs.num_classes: the tower has no classifier (the "
                              "detector's head classifies); remove it.")
         kwargs: Dict[str, Any] = {"num_classes": 0, **dict(model_kwargs or {})}
         # An unknown tag fails here, with the model's tags listed.
@@ -109,7 +110,7 @@ class TimmTower(VisionTower):
         self.patch_size = model.patch_embed.patch_size[0]
         self.image_size = int(image_size or native)
         if self.image_size % self.patch_size:
-            raise ValueError(f"model.backbone.image_size {self.image_size} is not a multiple of the patch size "
+            raise ConfigError(f"model.backbone.image_size {self.image_size} is not a multiple of the patch size "
                              f"{self.patch_size} of {arch}.")
         self.grid_size = (self.image_size // self.patch_size,) * 2
         self.num_prefix_tokens = int(model.num_prefix_tokens)

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
+from training.errors import ConfigError
 from training.models.input_spec import InputSpec
 from training.registry import BACKBONES, import_builtin_components
 
@@ -195,7 +196,7 @@ def build_tower(cfg: Mapping[str, Any]) -> VisionTower:
     name = merged["tower"] or DEFAULT_TOWER
     if name not in families:
         entry = BACKBONES.get(name)  # unknown names: the registry's error lists the registered ones
-        raise ValueError(f"model.backbone.tower '{name}' is registered as {entry}, which is not a vision "
+        raise ConfigError(f"model.backbone.tower '{name}' is registered as {entry}, which is not a vision "
                          f"tower. Vision towers: {', '.join(sorted(families))}.")
     unknown = sorted(set(merged) - set(tower_config_defaults()))
     if unknown:

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.errors import ConfigError
 from training.losses.arc_margin import arc_margin_loss, cosine_logits
 from training.losses.boundary import boundary_bce
 from training.losses.classification import cross_entropy
@@ -96,7 +97,7 @@ class ClipDetector(PretrainedTowerDetector):
         super().__init__()
         self.cfg = cfg
         if cfg["tuning"] not in TUNING_MODES:
-            raise ValueError(f"model.tuning '{cfg['tuning']}' is not one of {', '.join(TUNING_MODES)}.")
+            raise ConfigError(f"model.tuning '{cfg['tuning']}' is not one of {', '.join(TUNING_MODES)}.")
         self.backbone = self._build_backbone(cfg["backbone"])
         self.head = build_head(cfg["head"], self.backbone.width, 2, cfg["head_hidden"])
         self._apply_tuning_mode(cfg["tuning"])
@@ -120,13 +121,13 @@ class ClipDetector(PretrainedTowerDetector):
     def _check_loss_config(self, cfg: Dict[str, Any]) -> None:
         loss = cfg["loss"]
         if loss["classification"] not in CLASSIFICATION_LOSSES:
-            raise ValueError(f"model.loss.classification '{loss['classification']}' is not one of "
+            raise ConfigError(f"model.loss.classification '{loss['classification']}' is not one of "
                              f"{', '.join(CLASSIFICATION_LOSSES)}.")
         if loss["consistency"] not in CONSISTENCY_KINDS:
-            raise ValueError(f"model.loss.consistency '{loss['consistency']}' is not one of "
+            raise ConfigError(f"model.loss.consistency '{loss['consistency']}' is not one of "
                              f"{', '.join(CONSISTENCY_KINDS)}.")
         if loss["classification"] == "arc_margin" and cfg["head"] != "linear":
-            raise ValueError("model.loss.classification: arc_margin needs model.head: linear "
+            raise ConfigError("model.loss.classification: arc_margin needs model.head: linear "
                              "(its rows are the class centres on the hypersphere).")
 
     def _build_freq(self, cfg: Dict[str, Any]) -> FreqAdapter:
@@ -146,7 +147,7 @@ class ClipDetector(PretrainedTowerDetector):
     def _build_identity(self, cfg: Dict[str, Any]) -> IdentityDiscriminator:
         identity = cfg["identity"]
         if identity["num_identities"] is None:
-            raise ValueError("model.identity.num_identities is null: training/train.py fills it in from the "
+            raise ConfigError("model.identity.num_identities is null: training/train.py fills it in from the "
                              "training data's identity index (data.identity_labels: true); when building the "
                              "detector elsewhere, set it to the number of training identities.")
         return IdentityDiscriminator(self.backbone.width, int(identity["num_identities"]), identity["hidden"],

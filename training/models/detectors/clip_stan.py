@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from training.errors import ConfigError
 from training.losses.classification import cross_entropy
 from training.losses.hypersphere import hypersphere_terms
 from training.models.detectors.base import PREPROCESSING_DEFAULTS, PretrainedTowerDetector
@@ -125,7 +126,7 @@ class ClipStanDetector(PretrainedTowerDetector):
         n_blocks = len(self.backbone.blocks)
         depth = int(cfg["branch_depth"])
         if not 1 <= depth <= n_blocks:
-            raise ValueError(f"model.branch_depth = {depth}, but the CLIP tower has {n_blocks} blocks; "
+            raise ConfigError(f"model.branch_depth = {depth}, but the CLIP tower has {n_blocks} blocks; "
                              f"choose 1..{n_blocks}.")
         self.frames = int(cfg["frames"])
         self.first_branch_block = n_blocks - depth
@@ -145,15 +146,15 @@ class ClipStanDetector(PretrainedTowerDetector):
     @staticmethod
     def _check_config(cfg: Dict[str, Any]) -> None:
         if cfg["tuning"] not in TOWER_TUNING:
-            raise ValueError(f"model.tuning '{cfg['tuning']}' is not one of {', '.join(TOWER_TUNING)}.")
+            raise ConfigError(f"model.tuning '{cfg['tuning']}' is not one of {', '.join(TOWER_TUNING)}.")
         if cfg["branch_trainable"] not in BRANCH_TRAINABLE:
-            raise ValueError(f"model.branch_trainable '{cfg['branch_trainable']}' is not one of "
+            raise ConfigError(f"model.branch_trainable '{cfg['branch_trainable']}' is not one of "
                              f"{', '.join(BRANCH_TRAINABLE)}.")
         if int(cfg["frames"]) < 2:
-            raise ValueError(f"model.frames = {cfg['frames']}: a clip needs at least 2 frames "
+            raise ConfigError(f"model.frames = {cfg['frames']}: a clip needs at least 2 frames "
                              f"(use the 'clip' detector for single frames).")
         if not 0.0 <= float(cfg["drop_path"]) < 1.0:
-            raise ValueError(f"model.drop_path = {cfg['drop_path']} must be in [0, 1).")
+            raise ConfigError(f"model.drop_path = {cfg['drop_path']} must be in [0, 1).")
 
     def _set_trainable(self) -> None:
         tower_norms = self.backbone.layernorms()

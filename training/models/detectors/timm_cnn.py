@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional
 import torch
 from torch import nn
 
+from training.errors import ConfigError
 from training.losses.classification import cross_entropy
 from training.models.backbones.timm_backbone import IMAGENET_TAG, TimmBackbone
 from training.models.detectors import deepfakebench_compat
@@ -50,7 +51,7 @@ class TimmCnnDetector(Detector):
         super().__init__()
         self.cfg = cfg
         if cfg["resize_mode"] not in RESIZE_MODES:
-            raise ValueError(f"model.resize_mode '{cfg['resize_mode']}' is not one of {', '.join(RESIZE_MODES)}.")
+            raise ConfigError(f"model.resize_mode '{cfg['resize_mode']}' is not one of {', '.join(RESIZE_MODES)}.")
         backbone = cfg["backbone"]
         self.backbone = TimmBackbone(
             model_name=backbone["model_name"], pretrained=backbone["pretrained"],
@@ -121,9 +122,9 @@ class EfficientNetB4Detector(TimmCnnDetector):
 
     def _adapt_backbone(self, model: nn.Module) -> None:
         if self.cfg["padding"] not in PADDINGS:
-            raise ValueError(f"model.padding '{self.cfg['padding']}' is not one of {', '.join(PADDINGS)}.")
+            raise ConfigError(f"model.padding '{self.cfg['padding']}' is not one of {', '.join(PADDINGS)}.")
         if self.cfg["padding"] == "deepfakebench":
             if not hasattr(model, "conv_stem") or not hasattr(model, "blocks"):
-                raise ValueError(f"model.padding 'deepfakebench' needs an EfficientNet (conv_stem and blocks); "
+                raise ConfigError(f"model.padding 'deepfakebench' needs an EfficientNet (conv_stem and blocks); "
                                  f"{self.cfg['backbone']['model_name']} has neither. Set model.padding: timm.")
             deepfakebench_compat.use_deepfakebench_padding(model)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
+from training.errors import ConfigError
 from training.models.modules.fusion import ZeroInitFusion
 
 SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
@@ -63,7 +64,7 @@ def mask_boundary_target(mask: torch.Tensor, patch_size: int, width: int = 3) ->
     A real frame's all-zero mask gives an all-zero target.
     """
     if width < 3 or width % 2 == 0:
-        raise ValueError(f"model.boundary.boundary_width must be an odd number >= 3, got {width}.")
+        raise ConfigError(f"model.boundary.boundary_width must be an odd number >= 3, got {width}.")
     m = mask.float()
     if m.dim() == 3:
         m = m.unsqueeze(1)
@@ -78,7 +79,7 @@ class BoundaryMining(nn.Module):
                  fusion_rank: Optional[int] = 64):
         super().__init__()
         if blur_sigma <= 0:
-            raise ValueError(f"model.boundary.blur_sigma must be > 0, got {blur_sigma}.")
+            raise ConfigError(f"model.boundary.blur_sigma must be > 0, got {blur_sigma}.")
         self.patch_size, self.blur_sigma = patch_size, blur_sigma
         self.scorer = nn.Sequential(nn.Conv2d(NUM_CUES, hidden, 3, padding=1), nn.GELU(), nn.Conv2d(hidden, 1, 1))
         self.fusion = ZeroInitFusion(width, width, fusion_rank)

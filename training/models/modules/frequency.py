@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.errors import ConfigError
 from training.models.modules.fusion import ZeroInitFusion, zero_init_
 
 BRANCHES = ("fft", "dwt")
@@ -103,13 +104,13 @@ class FFTBranch(nn.Module):
     def __init__(self, patch_size: int, channels: int, low_freq_cutoff: float, in_channels: int = 3):
         super().__init__()
         if not 0.0 <= low_freq_cutoff < 0.5:
-            raise ValueError(f"model.freq.low_freq_cutoff must be in [0, 0.5) cycles/pixel "
+            raise ConfigError(f"model.freq.low_freq_cutoff must be in [0, 0.5) cycles/pixel "
                              f"(0 removes only the DC term), got {low_freq_cutoff}.")
         self.patch_size = patch_size
         self.register_buffer("keep", high_frequency_bins(patch_size, low_freq_cutoff), persistent=False)
         bins = int(self.keep.sum())
         if bins == 0:
-            raise ValueError(f"model.freq.low_freq_cutoff={low_freq_cutoff} removes every frequency of a "
+            raise ConfigError(f"model.freq.low_freq_cutoff={low_freq_cutoff} removes every frequency of a "
                              f"{patch_size}-pixel patch; lower it.")
         self.encode = nn.Sequential(nn.Conv2d(in_channels * bins, channels, 1), nn.GELU(),
                                     nn.Conv2d(channels, channels, 3, padding=1))
@@ -163,11 +164,11 @@ def resolve_block_indices(blocks: Sequence[int], num_layers: int) -> Tuple[int, 
     for index in blocks:
         position = index + num_layers if index < 0 else index
         if not 0 <= position < num_layers:
-            raise ValueError(f"model.freq.blocks: block index {index} does not exist in a ViT with "
+            raise ConfigError(f"model.freq.blocks: block index {index} does not exist in a ViT with "
                              f"{num_layers} blocks (valid: 0..{num_layers - 1} or -{num_layers}..-1).")
         resolved.append(position)
     if len(set(resolved)) != len(resolved):
-        raise ValueError(f"model.freq.blocks {list(blocks)} names the same block twice.")
+        raise ConfigError(f"model.freq.blocks {list(blocks)} names the same block twice.")
     return tuple(sorted(resolved))
 
 
@@ -181,9 +182,9 @@ class FreqAdapter(nn.Module):
         super().__init__()
         unknown = [b for b in branches if b not in BRANCHES]
         if unknown or not branches:
-            raise ValueError(f"model.freq.branches {list(branches)}: choose one or both of {', '.join(BRANCHES)}.")
+            raise ConfigError(f"model.freq.branches {list(branches)}: choose one or both of {', '.join(BRANCHES)}.")
         if fusion not in FUSION_MODES:
-            raise ValueError(f"model.freq.fusion '{fusion}' is not one of {', '.join(FUSION_MODES)}.")
+            raise ConfigError(f"model.freq.fusion '{fusion}' is not one of {', '.join(FUSION_MODES)}.")
         self.fusion_mode = fusion
         self.branches = nn.ModuleDict()
         if "fft" in branches:

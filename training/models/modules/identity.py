@@ -19,6 +19,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from training.errors import ConfigError
+
 
 class _GradientReversal(torch.autograd.Function):
     @staticmethod
@@ -50,7 +52,7 @@ class IdentityDiscriminator(nn.Module):
                  max_lambda: float = 1.0):
         super().__init__()
         if num_identities < 2:
-            raise ValueError(f"model.identity.num_identities must be >= 2 (got {num_identities}); an identity "
+            raise ConfigError(f"model.identity.num_identities must be >= 2 (got {num_identities}); an identity "
                              f"discriminator needs at least two identities in the training data.")
         self.gamma, self.max_lambda = gamma, max_lambda
         self.lambda_ = 0.0
