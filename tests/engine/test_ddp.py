@@ -178,7 +178,7 @@ def test_two_process_training_writes_once_and_its_checkpoint_loads_in_one_proces
     assert not any(k.startswith("module.") for k in payload["model"]["state_dict"])
     # Rank 0 alone logs: every step line appears once, one validation entry per epoch, one event file.
     log_text = (run_dir / "train.log").read_text()
-    assert log_text.count("epoch 0 step 1/3 ") == 1 and log_text.count("epoch 1 step 3/3 ") == 1
+    assert log_text.count("epoch 1/2 step 1/3 ") == 1 and log_text.count("epoch 2/2 step 3/3 ") == 1  # 1-based
     assert [entry["epoch"] for entry in json.loads((run_dir / "val_history.json").read_text())] == [1, 2]
     assert len(list((run_dir / "tb").glob("events.out.tfevents.*"))) == 1
     keys_ddp, probs_ddp = read_predictions(run_dir / "test" / "Toy" / "predictions.csv")
