@@ -146,9 +146,7 @@ def attach_run_log(run: RunDir, buffer: Optional[logging.handlers.MemoryHandler]
 def create_run_dir(run: RunDir, config: Config, args, buffer) -> None:
     """Set-up succeeded: now (and only now) the run directory is made and filled."""
     if args.resume:
-        attach_run_log(run, buffer)
-        log.info("Resuming with: %s", " ".join(sys.argv[1:]) or "(API call)")
-        return
+        return  # its log was attached at the start
     run.prepare_new(args.overwrite)
     attach_run_log(run, buffer)
     run.save_command(command_to_save(args))
@@ -226,6 +224,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     run = RunDir(dist_utils.broadcast_object(str(run.root)))
     run_dir = run.root
     log_buffer = setup_logging(dist_utils.is_main_process())
+    if args.resume and dist_utils.is_main_process():  # the directory exists: its log records this attempt too
+        attach_run_log(run, log_buffer)
+        log_buffer = None
+        log.info("Resuming with: %s", " ".join(sys.argv[1:] if argv is None else argv))
     resolve_identity_count(config)
     seed_everything(config["train"]["seed"], config["train"]["deterministic"])
 
