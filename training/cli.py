@@ -74,11 +74,16 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the docstring's layout and appends "(default: X)" where a flag has a real default."""
+    """Keeps the docstring's layout and appends "(default: X)" where a flag has a real default
+    that its help does not already state (as "default ..." or "(X)")."""
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+        if action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        default = action.default
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        if "default" in text or f"({shown}" in text:
             return text
         return super()._get_help_string(action)
 
