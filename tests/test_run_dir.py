@@ -79,3 +79,11 @@ def test_resume_keeps_every_flag_of_the_original_command(tiny_config, demo_root,
 def test_resume_of_a_directory_without_a_run_says_what_is_missing(tmp_path):
     with pytest.raises(RunDirError, match=r"no checkpoints/last.pt"):
         train_cli.main(["--resume", str(tmp_path)])
+
+
+def test_a_resume_that_fails_says_why_in_train_log(tiny_config, demo_root, tmp_path):
+    run = RunDir(tmp_path / "run")
+    assert train_cli.main(run_args(tiny_config, demo_root, run.root, "--no_test")) == 0
+    with pytest.raises(CatalogError):
+        train_cli.main(["--resume", str(run.root), "--train_dataset", "DemoFX"])
+    assert "Run ended by CatalogError: Dataset JSON DemoFX.json not found" in run.log.read_text()

@@ -67,7 +67,8 @@ def restore_original_command(args: argparse.Namespace, parser: argparse.Argument
 
 
 def command_to_save(args: argparse.Namespace) -> Dict[str, Any]:
-    return {key: value for key, value in vars(args).items() if key not in ("resume", "overwrite", "debug")}
+    return {key: value for key, value in vars(args).items()
+            if key not in ("resume", "overwrite", "debug") and not key.startswith("_")}
 
 
 def dataset_overrides(args) -> List[str]:
@@ -149,6 +150,7 @@ def create_run_dir(run: RunDir, config: Config, args, buffer) -> None:
         return  # its log was attached at the start
     run.prepare_new(args.overwrite)
     attach_run_log(run, buffer)
+    args._log_attached = True
     run.save_command(command_to_save(args))
     save_config(config, run.config)
 
@@ -207,7 +209,15 @@ def build_training_loaders(config: Config, detector, device):
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return train_from_args(args, parser, argv)
+    except BaseException as error:
+        if getattr(args, "_log_attached", False):  # this attempt writes the run's train.log: say why it ended
+            log.error("Run ended by %s: %s", type(error).__name__, error)
+        raise
 
+
+def train_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Optional[List[str]]) -> int:
     from training.engine import distributed as dist_utils
     from training.engine.checkpoint import load_detector_weights
     from training.engine.hooks import LoggingHook, TensorboardHook, ValidationCheckpointHook
@@ -218,7 +228,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     from training.models import build_detector, count_parameters
 
     config, run = resolve_config_and_run_dir(args, parser)
-    check_datasets_exist(config, args.no_test)
     device = dist_utils.select_device(args.device)
     distributed = dist_utils.init_from_environment(device)
     run = RunDir(dist_utils.broadcast_object(str(run.root)))
@@ -226,8 +235,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     log_buffer = setup_logging(dist_utils.is_main_process())
     if args.resume and dist_utils.is_main_process():  # the directory exists: its log records this attempt too
         attach_run_log(run, log_buffer)
-        log_buffer = None
+        log_buffer, args._log_attached = None, True
         log.info("Resuming with: %s", " ".join(sys.argv[1:] if argv is None else argv))
+    check_datasets_exist(config, args.no_test)
     resolve_identity_count(config)
     seed_everything(config["train"]["seed"], config["train"]["deterministic"])
 
@@ -256,8 +266,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     start = time.time()
     try:
         trainer.train()
-    except BaseException as error:  # the run directory exists now: its log says why the run ended
-        log.error("Training failed: %s: %s", type(error).__name__, error)
+    except BaseException as error:  # main() logs it to train.log
         if provenance:
             finish_provenance(run.provenance, provenance, f"failed: {type(error).__name__}")
         raise
