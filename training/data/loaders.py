@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from training.config import Config, as_list
+from training.errors import ConfigError
 from training.models.input_spec import InputSpec
 
 log = logging.getLogger(__name__)
