@@ -1,7 +1,7 @@
-r"""A decoded (optionally pre-resized) LMDB cache of a dataset: no PNG decoding while training.
+"""A decoded (optionally pre-resized) LMDB cache of a dataset: no PNG decoding while training.
 
     python -m preprocessing.resize_cache --data_root datasets --dataset FaceForensics++ \
-        --out datasets_cache256 [--size 256]
+        --out datasets_cache256 [--detector_path configs/detector/xception.yaml]
     python training/train.py ... --opts data.root=datasets_cache256 data.storage=lmdb
 
 PNG decoding is the largest per-frame cost of the data loader (docs/BENCHMARKS.md).
@@ -10,12 +10,19 @@ This writes ``<out>/lmdb/<Dataset>.lmdb`` with every frame stored as raw RGB pix
 and copies ``json/<Dataset>.json`` to ``<out>/json/``, so ``<out>`` is a complete data
 root for ``data.storage=lmdb``. Keys follow the LMDB rule of storage.py.
 
-``--size S`` resizes each frame so its shorter side is S (bicubic, as the loader's
-geometry step does), masks with nearest neighbour, and scales landmarks to match.
-For square face crops and a detector with ``resolution: S`` the loader's resize is
-then the identity, so samples are bit-identical to resizing on the fly. Without
-``--size`` frames keep their stored size (lossless: identical samples). Raw pixels
-take more disk than PNG (256 px: 192 KiB per frame, about 2.3x the demo PNGs).
+Without ``--detector_path`` frames keep their stored size: lossless, the samples are
+identical for every detector. ``--detector_path`` also resizes each frame through that
+detector's own resize step (training/data/transforms.py ``build_geometry``: its
+resolution, resize mode, interpolation and crop_pct; a centre crop is left to the
+loader), jointly with its mask (nearest) and landmarks (position by position, as the
+loader pairs them). The loader's resize is then the identity, so samples equal resizing
+on the fly (landmarks to float32 rounding). That holds only where the augmentations run
+after the resize (``augment.order`` resize_first, the reference order of cv2-resizing
+detectors such as DeepfakeBench's); a detector that augments the stored crop first (PIL
+towers: CLIP, timm) would augment at the cached size, so it is refused: cache it without
+``--detector_path``. The geometry is recorded in the cache, and a loader with another one
+is told so (storage.py). Raw pixels take more disk than PNG (256 px: 192 KiB per frame,
+about 2.3x the demo PNGs).
 """
 from __future__ import annotations
 
@@ -30,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-import cv2
+import albumentations as A
 import numpy as np
 
 from preprocessing.to_lmdb import _chmod_like_a_new_directory, _replace_directory
@@ -38,6 +45,9 @@ from training.cli import cli_parser, run_cli
 from training.data.catalog import CatalogError, dataset_json_path, find_dataset_json, is_record, load_dataset_json
 from training.data.storage import (LMDB_META_KEY, RgbStorage, UnreadableFileError, decode_image,
                                    decode_landmarks, decode_mask, lmdb_key, lmdb_path)
+from training.data.transforms import AUGMENT_ORDERS, build_geometry, geometry_record, reference_order
+from training.errors import UserError
+from training.models.input_spec import InputSpec
 from training.utils.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -52,13 +62,39 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def target_size(height: int, width: int, size: Optional[int]) -> Tuple[int, int]:
-    """(height, width) with the shorter side ``size`` (unchanged when ``size`` is None)."""
-    if not size:
-        return height, width
-    scale = size / min(height, width)
-    return (size, max(size, int(round(width * scale)))) if height <= width else \
-        (max(size, int(round(height * scale))), size)
+class CacheGeometryError(UserError, ValueError):
+    """A pre-resized cache cannot give the samples that resizing on the fly gives."""
+
+
+def resize_step(spec: InputSpec, order: str = "reference") -> A.Compose:
+    """The detector's resize (its first geometry step) as the cache applies it: image, mask and
+    landmarks jointly, exactly as the loader's pipeline does. Refused for augment-first orders."""
+    if order not in AUGMENT_ORDERS:
+        raise CacheGeometryError(f"augment.order {order!r} is not one of {', '.join(AUGMENT_ORDERS)}.")
+    effective = reference_order(spec) if order == "reference" else order
+    if effective == "augment_first":
+        raise CacheGeometryError(
+            f"This detector augments the stored crop before its {spec.interpolation} resize "
+            f"(augment.order {order}{' = augment_first for ' + spec.interpolation if order == 'reference' else ''}), "
+            f"so a cache pre-resized to {spec.resolution} px would augment at the cached size and change "
+            f"the training samples. Build the cache without --detector_path (decoded at the stored size: "
+            f"identical samples, still no PNG decoding), or train with augment.order: resize_first.")
+    return A.Compose(build_geometry(spec)[:1],
+                     keypoint_params=A.KeypointParams(format="xy", remove_invisible=False))
+
+
+def detector_geometry(detector_path: str, overrides: Sequence[str] = ()) -> Tuple[InputSpec, str]:
+    """The input spec and augmentation order of a detector config (its model built on the
+    meta device: no weights are read)."""
+    import torch
+
+    from training.config import load_config
+    from training.models import build_detector
+
+    config = load_config(detector_path, list(overrides))
+    with torch.device("meta"):
+        spec = build_detector(config).input_spec
+    return spec, (config.get("augment") or {}).get("order", "reference")
 
 
 def iter_records(tree: Any) -> Iterator[Dict[str, Any]]:
@@ -69,46 +105,50 @@ def iter_records(tree: Any) -> Iterator[Dict[str, Any]]:
             yield from iter_records(child)
 
 
-def _stem(path: str) -> str:
-    return path.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
-
-
-def encode_record(record: Dict[str, Any], storage: RgbStorage, size: Optional[int]) -> List[Entry]:
-    """The cache entries (key, value) of one video: frames, and its masks/landmarks resized to match."""
+def encode_record(record: Dict[str, Any], storage: RgbStorage, resize: Optional[A.Compose]) -> List[Entry]:
+    """The cache entries (key, value) of one video: frames, and its masks/landmarks resized with them."""
+    frames, masks, landmarks = record["frames"], record.get("masks") or [], record.get("landmarks") or []
+    if resize is None:
+        return ([(lmdb_key(path, storage.data_root), _npy(decode_image(*storage.read_bytes(path))))
+                 for path in frames]
+                + [(lmdb_key(path, storage.data_root), _npy(decode_mask(*storage.read_bytes(path))))
+                   for path in masks]
+                + [(lmdb_key(path, storage.data_root), _npy(decode_landmarks(*storage.read_bytes(path))))
+                   for path in landmarks])
+    for kind, paths in (("masks", masks), ("landmarks", landmarks)):
+        if paths and len(paths) != len(frames):
+            raise UnreadableFileError(
+                f"{frames[0]}: the record lists {len(frames)} frames but {len(paths)} {kind}; the loader "
+                f"pairs them by position, so they cannot be resized with their frames. Fix the dataset JSON.",
+                frames[0])
     entries: List[Entry] = []
-    frame_sizes: Dict[str, Tuple[int, int]] = {}
-    for path in record["frames"]:
-        image = decode_image(*storage.read_bytes(path))
-        height, width = image.shape[:2]
-        new_h, new_w = target_size(height, width, size)
-        if (new_h, new_w) != (height, width):
-            image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_CUBIC)
-        frame_sizes[_stem(path)] = (height, width)
-        entries.append((lmdb_key(path, storage.data_root), _npy(image)))
-    for path in record.get("masks") or []:
-        mask = decode_mask(*storage.read_bytes(path))
-        new_h, new_w = target_size(*mask.shape[:2], size)
-        if (new_h, new_w) != mask.shape[:2]:
-            mask = cv2.resize(mask, (new_w, new_h), interpolation=cv2.INTER_NEAREST)
-        entries.append((lmdb_key(path, storage.data_root), _npy(mask)))
-    for path in record.get("landmarks") or []:
-        data, where = storage.read_bytes(path)
-        points = decode_landmarks(data, where)
-        if size and _stem(path) not in frame_sizes:
-            raise UnreadableFileError(f"landmarks {where} have no frame with the same index in their record; "
-                                      f"cannot scale them to the resized frame", path)
-        if size:
-            height, width = frame_sizes[_stem(path)]
-            new_h, new_w = target_size(height, width, size)
-            points = points * np.array([new_w / width, new_h / height], np.float32)
-        entries.append((lmdb_key(path, storage.data_root), _npy(points.astype(np.float32))))
+    for position, path in enumerate(frames):
+        inputs: Dict[str, Any] = {"image": decode_image(*storage.read_bytes(path))}
+        if masks:
+            data, where = storage.read_bytes(masks[position])
+            inputs["mask"] = decode_mask(data, where)
+            if inputs["mask"].shape != inputs["image"].shape[:2]:
+                raise UnreadableFileError(f"mask {where} is {inputs['mask'].shape}, its frame {path} "
+                                          f"{inputs['image'].shape[:2]}; re-run preprocessing", masks[position])
+        if landmarks:
+            inputs["keypoints"] = decode_landmarks(*storage.read_bytes(landmarks[position]))
+        out = resize(**inputs)
+        entries.append((lmdb_key(path, storage.data_root), _npy(out["image"])))
+        if masks:
+            entries.append((lmdb_key(masks[position], storage.data_root), _npy(out["mask"])))
+        if landmarks:
+            points = np.asarray(out["keypoints"], np.float32)[:, :2]
+            entries.append((lmdb_key(landmarks[position], storage.data_root), _npy(points)))
     return entries
 
 
-def build_cache(data_root: Path, dataset: str, out_root: Path, size: Optional[int] = None,
-                workers: int = 2, commit_every_videos: int = 50) -> Path:
-    """Write ``<out_root>/lmdb/<dataset>.lmdb`` and ``<out_root>/json/<dataset>.json``; return the LMDB path."""
+def build_cache(data_root: Path, dataset: str, out_root: Path, spec: Optional[InputSpec] = None,
+                order: str = "reference", workers: int = 2, commit_every_videos: int = 50) -> Path:
+    """Write ``<out_root>/lmdb/<dataset>.lmdb`` and ``<out_root>/json/<dataset>.json``; return the LMDB path.
+    ``spec``/``order``: resize through that detector's geometry (:func:`resize_step`); None: stored size."""
     import lmdb
+
+    resize = None if spec is None else resize_step(spec, order)
 
     if Path(out_root).resolve() == Path(data_root).resolve():
         raise CatalogError(f"--out must differ from --data_root ({data_root}): the cache would replace the "
@@ -122,7 +162,7 @@ def build_cache(data_root: Path, dataset: str, out_root: Path, size: Optional[in
     temporary = Path(tempfile.mkdtemp(prefix=f".{dataset}.lmdb.partial-", dir=target.parent))
     _chmod_like_a_new_directory(temporary)
     frames = sum(len(r["frames"]) for r in records)
-    side = size or 512
+    side = spec.resolution if spec is not None else 512
     map_size = int(frames * (side * side * 3 * 1.5 + 4096) * 1.5) + (1 << 30)  # sparse: address space only
     started, written = time.time(), set()
     try:
@@ -132,7 +172,7 @@ def build_cache(data_root: Path, dataset: str, out_root: Path, size: Optional[in
                 for start in range(0, len(records), commit_every_videos):
                     batch = records[start:start + commit_every_videos]
                     with env.begin(write=True) as txn:
-                        for entries in pool.map(lambda r: encode_record(r, storage, size), batch):
+                        for entries in pool.map(lambda r: encode_record(r, storage, resize), batch):
                             for key, value in entries:
                                 if key not in written:  # a file listed twice is stored once
                                     txn.put(key.encode("utf-8"), value)
@@ -140,7 +180,8 @@ def build_cache(data_root: Path, dataset: str, out_root: Path, size: Optional[in
                     log.info("%s: %d/%d videos", dataset, min(start + commit_every_videos, len(records)),
                              len(records))
             meta = {"format": CACHE_FORMAT, "kind": "decoded_cache", "dataset": dataset, "files": len(written),
-                    "shorter_side": size, "source_root": str(data_root)}
+                    "geometry": None if spec is None else geometry_record(spec),
+                    "source_root": str(data_root)}
             with env.begin(write=True) as txn:
                 txn.put(LMDB_META_KEY, json.dumps(meta).encode("utf-8"))
             env.sync(True)
@@ -154,7 +195,8 @@ def build_cache(data_root: Path, dataset: str, out_root: Path, size: Optional[in
     json_target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json_target, find_dataset_json(data_root, dataset).read_text(encoding="utf-8"))
     log.info("wrote %s (%d files, %s) in %.1fs", target, len(written),
-             f"shorter side {size}" if size else "stored size", time.time() - started)
+             f"{spec.resolution} px, {spec.resize_mode}, {spec.interpolation}" if spec else "stored size",
+             time.time() - started)
     return target
 
 
@@ -164,15 +206,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--dataset", nargs="+", required=True, metavar="NAME",
                         help="dataset name(s): json/<dataset>.json")
     parser.add_argument("--out", required=True, help="data root to write (lmdb/ and json/ are created in it)")
-    parser.add_argument("--size", type=int, default=None,
-                        help="resize so the shorter side is SIZE (the detector's resolution); default: keep")
+    parser.add_argument("--detector_path", metavar="YAML",
+                        help="resize through this detector's input geometry (configs/detector/*.yaml); "
+                             "default: keep the stored size")
+    parser.add_argument("--opts", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="overrides of the detector config (e.g. model.resolution=224)")
     parser.add_argument("--workers", type=int, default=2, help="decoding threads (default: 2)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.size is not None and args.size <= 0:
-        parser.error("--size must be a positive number of pixels")
-    for dataset in args.dataset:  # CatalogError / UnreadableFileError: user errors (exit 2)
-        build_cache(Path(args.data_root), dataset, Path(args.out), args.size, args.workers)
+    if args.opts and not args.detector_path:
+        parser.error("--opts overrides the detector config: give --detector_path too")
+    spec, order = detector_geometry(args.detector_path, args.opts) if args.detector_path else (None, "reference")
+    for dataset in args.dataset:  # CatalogError / UnreadableFileError / CacheGeometryError: user errors (exit 2)
+        build_cache(Path(args.data_root), dataset, Path(args.out), spec, order, args.workers)
     return 0
 
 

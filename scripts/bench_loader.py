@@ -10,7 +10,7 @@ Pipelines, each with the config's training augmentations at the detector's resol
   ``Normalize`` + torch's default collate;
 * ``rgb``        — this framework's loader (training/data/loaders.py) on the PNG files;
 * ``lmdb``       — the same on an LMDB of the PNG bytes (preprocessing/to_lmdb.py);
-* ``lmdb_cache`` — the same on a decoded cache at the model resolution
+* ``lmdb_cache`` — the same on a decoded cache pre-resized through the detector's geometry
   (preprocessing/resize_cache.py): no PNG decoding at all.
 
 * ``deepfakebench`` — DeepfakeBench's own ``DeepfakeAbstractBaseDataset``
@@ -24,8 +24,11 @@ Pipelines, each with the config's training augmentations at the detector's resol
 
 Every pipeline runs over the same training frames, with the same DataLoader settings
 (batch size, workers, prefetch), after warm-up batches that absorb worker start-up.
-Prints one table (median of ``--repeats`` runs, min-max in brackets) and the speed-up of
-each pipeline over the baseline at the same worker count, measured in the same run.
+Prints two tables (median of ``--repeats`` runs, min-max in brackets), each with the speed-up
+of each pipeline over DeepfakeBench and over the baseline at the same worker count, measured
+in the same run: frames per wall-clock second over ``--batches`` batches after warm-up, and
+frames per CPU-second (CPU time of the main process and its workers over the whole epoch,
+from /proc), which load from other processes on a shared machine hardly moves.
 Without ``--data_root`` a small demo dataset is generated in a temporary folder.
 The LMDB and the cache are written to a temporary folder (the data root is only read).
 """
@@ -38,7 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
@@ -55,15 +58,39 @@ PIPELINES = ("baseline", "rgb", "lmdb", "lmdb_cache", "deepfakebench")
 # --------------------------------------------------------------------------- baseline
 
 
+def fancy_pca_of_albumentations_1_1(alpha: float, p: float):
+    """FancyPCA as albumentations 1.1.0 (DeepfakeBench's pin) does it, at its cost: one Gaussian
+    alpha per image, float64 covariance of all pixels, a constant RGB shift (its
+    ``np.column_stack`` of the 3x3 eigenvector matrix transposes it), truncated to uint8.
+    albumentations 2.x's FancyPCA shifts each pixel in proportion to its deviation and costs
+    ~3x more per call (39 vs 14 ms per 256 px frame under cProfile), which made this baseline
+    1.8x slower than DeepfakeBench's own class."""
+    import albumentations as A
+
+    class FancyPCA11(A.ImageOnlyTransform):
+        def get_params(self):
+            return {"alpha": self.py_random.gauss(0, alpha)}
+
+        def apply(self, img, alpha, **params):
+            pixels = (img / 255.0).reshape(-1, 3)
+            values, vectors = np.linalg.eigh(np.cov(pixels - pixels.mean(axis=0), rowvar=False))
+            vectors = vectors[:, values[::-1].argsort()]
+            shift = vectors.T @ (alpha * np.sort(values)[::-1]) * 255
+            return np.clip(img.astype(np.float64) + shift, 0.0, 255.0).astype(np.uint8)
+
+    return FancyPCA11(p=p)
+
+
 def stock_augmentations(aug_cfg) -> List:
-    """The config's augmentations as stock albumentations ops (no framework speed-ups)."""
+    """The config's augmentations as stock albumentations ops (no framework speed-ups), FancyPCA
+    as DeepfakeBench's albumentations 1.1.0 computes it."""
     import albumentations as A
 
     from training.data.transforms import FastFancyPCA, MirrorFlip, build_augmentations
 
     def stock(op):
         if isinstance(op, FastFancyPCA):
-            return A.FancyPCA(alpha=op.alpha, p=op.p)
+            return fancy_pca_of_albumentations_1_1(op.alpha, op.p)
         if isinstance(op, MirrorFlip):
             return A.HorizontalFlip(p=op.p)
         if isinstance(op, A.OneOf):
@@ -157,11 +184,12 @@ def run_deepfakebench(spec_path: Path) -> None:
     loader = DataLoader(dataset=dataset, batch_size=spec["config"]["train_batchSize"], shuffle=True,
                         num_workers=int(spec["config"]["workers"]), collate_fn=dataset.collate_fn,
                         persistent_workers=spec["config"]["workers"] > 0)
-    fps = frames_per_second(loader, spec["warmup"], spec["batches"])
-    print(json.dumps({"fps": fps, "albumentations": albumentations.__version__, "n_frames": len(dataset)}))
+    measured = frames_per_second(loader, spec["warmup"], spec["batches"])
+    print(json.dumps({**measured._asdict(), "albumentations": albumentations.__version__,
+                      "n_frames": len(dataset)}))
 
 
-def deepfakebench_fps(roots: Dict[str, Path], args, workers: int, work: Path) -> float:
+def deepfakebench_fps(roots: Dict[str, Path], args, workers: int, work: Path) -> Measurement:
     import json
     import subprocess
 
@@ -191,13 +219,13 @@ def deepfakebench_fps(roots: Dict[str, Path], args, workers: int, work: Path) ->
         print(f"  deepfakebench: {checkout}, albumentations {result['albumentations']}, "
               f"{result['n_frames']} training frames (ours: {len(ours)})", flush=True)
         deepfakebench_fps.announced = True
-    return result["fps"]
+    return Measurement(result["fps"], result["cpu_ms"])
 
 
 # --------------------------------------------------------------------------- data set-up
 
 
-def prepare_roots(data_root: Path, dataset: str, resolution: int, work: Path) -> Dict[str, Path]:
+def prepare_roots(data_root: Path, dataset: str, spec, order: str, work: Path) -> Dict[str, Path]:
     """A writable root that links to the data (for the LMDB) and a decoded cache root."""
     from preprocessing.resize_cache import build_cache
     from preprocessing.to_lmdb import convert
@@ -210,7 +238,7 @@ def prepare_roots(data_root: Path, dataset: str, resolution: int, work: Path) ->
     (linked / "json" / f"{dataset}.json").symlink_to((data_root / "json" / f"{dataset}.json").resolve())
     convert(linked, dataset)
     cache = work / "cache"
-    build_cache(linked, dataset, cache, size=resolution)
+    build_cache(linked, dataset, cache, spec, order)  # pre-resized through the detector's geometry
     return {"rgb": linked, "lmdb": linked, "lmdb_cache": cache}
 
 
@@ -247,49 +275,81 @@ def make_loader(pipeline: str, roots: Dict[str, Path], args, workers: int) -> Da
     return build_loader(config, dataset, args.batch_size, train=True)
 
 
-def frames_per_second(loader: DataLoader, warmup: int, batches: int) -> float:
+class Measurement(NamedTuple):
+    fps: float  # frames per wall-clock second after warm-up
+    cpu_ms: Optional[float]  # CPU milliseconds per frame, main process + workers, whole epoch
+
+
+def cpu_seconds(pid: Optional[int] = None) -> Optional[float]:
+    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def frames_per_second(loader: DataLoader, warmup: int, batches: int) -> Measurement:
+    """Wall-clock frames/s of ``batches`` batches after ``warmup``; then the rest of the epoch is
+    read, and the CPU time of the main process and its workers over the whole epoch is divided
+    by its frames. That second figure hardly moves with load from other processes on a shared
+    machine (wall-clock rates there swing several-fold within a minute)."""
+    cpu_start = cpu_seconds()
     iterator = iter(loader)
+    total = 0
     for _ in range(warmup):
-        next(iterator)
+        total += len(next(iterator)["label"])
     start, frames = time.perf_counter(), 0
     for _ in range(batches):
         frames += len(next(iterator)["label"])
     elapsed = time.perf_counter() - start
+    for batch in iterator:
+        total += len(batch["label"])
+    total += frames
+    cpu = cpu_seconds() - cpu_start
+    for worker in getattr(iterator, "_workers", []):  # persistent: still alive, their counters intact
+        worker_cpu = cpu_seconds(worker.pid)
+        cpu = None if worker_cpu is None or cpu is None else cpu + worker_cpu
     del iterator
-    return frames / elapsed
+    return Measurement(frames / elapsed, None if cpu is None else cpu / total * 1000)
 
 
-def run(args) -> Dict[str, Dict[int, List[float]]]:
+Results = Dict[str, Dict[int, List[Measurement]]]  # pipeline -> workers -> one per repeat
+
+
+def run(args) -> Results:
     pipelines = list(args.pipelines)
     if "deepfakebench" in pipelines and not args.deepfakebench:
         print("  deepfakebench: skipped (no --deepfakebench checkout given)", flush=True)
         pipelines.remove("deepfakebench")
-    results: Dict[str, Dict[int, List[float]]] = {p: {w: [] for w in args.workers} for p in pipelines}
+    results: Results = {p: {w: [] for w in args.workers} for p in pipelines}
     with tempfile.TemporaryDirectory(prefix="bench_loader_") as tmp:
         data_root = Path(args.data_root) if args.data_root else generate_demo_root(Path(tmp) / "demo")
         from training.models import build_detector
 
         config = build_config(args.config, data_root, args.dataset, "rgb", 0, args.batch_size, args.opts)
         with torch.device("meta"):
-            resolution = build_detector(config).input_spec.resolution
-        roots = prepare_roots(data_root, args.dataset, resolution, Path(tmp))
+            spec = build_detector(config).input_spec
+        order = (config["augment"] or {}).get("order", "reference")
+        roots = prepare_roots(data_root, args.dataset, spec, order, Path(tmp))
         if args.stages:
             print(stage_costs(roots, args), flush=True)
         for repeat in range(args.repeats):
             for workers in args.workers:
                 for pipeline in pipelines:  # interleaved, so load changes hit every pipeline alike
                     if pipeline == "deepfakebench":
-                        fps = deepfakebench_fps(roots, args, workers, Path(tmp))
-                        results[pipeline][workers].append(fps)
-                        print(f"  run {repeat + 1}/{args.repeats} workers={workers} {pipeline:10s} {fps:8.1f} "
-                              f"frames/s", flush=True)
-                        continue
-                    loader = make_loader(pipeline, roots, args, workers)
-                    fps = frames_per_second(loader, args.warmup, args.batches)
-                    results[pipeline][workers].append(fps)
-                    print(f"  run {repeat + 1}/{args.repeats} workers={workers} {pipeline:10s} {fps:8.1f} frames/s",
-                          flush=True)
-                    del loader
+                        measured = deepfakebench_fps(roots, args, workers, Path(tmp))
+                    else:
+                        loader = make_loader(pipeline, roots, args, workers)
+                        measured = frames_per_second(loader, args.warmup, args.batches)
+                        del loader
+                    results[pipeline][workers].append(measured)
+                    cpu = "" if measured.cpu_ms is None else f", {measured.cpu_ms:6.2f} CPU ms/frame"
+                    print(f"  run {repeat + 1}/{args.repeats} workers={workers} {pipeline:13s} "
+                          f"{measured.fps:8.1f} frames/s{cpu}", flush=True)
     return results
 
 
@@ -300,29 +360,35 @@ def generate_demo_root(root: Path) -> Path:
     return root
 
 
-def report(results: Dict[str, Dict[int, List[float]]], workers: Sequence[int]) -> str:
-    def cell(values: List[float]) -> str:
-        return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
-
-    lines = ["| pipeline | " + " | ".join(f"{w} workers" for w in workers) + " |",
-             "|:---|" + "---:|" * len(workers)]
-    for pipeline, per_worker in results.items():
-        lines.append(f"| {pipeline} | " + " | ".join(cell(per_worker[w]) for w in workers) + " |")
-    for reference in ("deepfakebench", "baseline"):
-        if reference not in results:
+def report(results: Results, workers: Sequence[int]) -> str:
+    """Two tables, each with the ratios of medians: frames per wall-clock second after warm-up,
+    and frames per CPU-second (main process + workers, whole epoch; absent without /proc)."""
+    metrics = {"frames/s (wall clock)": lambda m: m.fps,
+               "frames per CPU-second": lambda m: None if m.cpu_ms is None else 1000 / m.cpu_ms}
+    tables = []
+    for title, metric in metrics.items():
+        values = {p: {w: [metric(m) for m in per_worker[w]] for w in workers} for p, per_worker in results.items()}
+        if any(v is None for per_worker in values.values() for w in workers for v in per_worker[w]):
             continue
-        for pipeline in results:
-            if pipeline in ("deepfakebench", "baseline"):
-                continue
-            ratios = [statistics.median(results[pipeline][w]) / statistics.median(results[reference][w])
-                      for w in workers]
-            lines.append(f"| {pipeline} / {reference} | " + " | ".join(f"{r:.2f}x" for r in ratios) + " |")
-    if "deepfakebench" in results and "baseline" in results:
-        ratios = [statistics.median(results["baseline"][w]) / statistics.median(results["deepfakebench"][w])
-                  for w in workers]
-        lines.append("| baseline / deepfakebench (how faithful the re-implementation is) | "
-                     + " | ".join(f"{r:.2f}x" for r in ratios) + " |")
-    return "\n".join(lines)
+        median = {p: {w: statistics.median(values[p][w]) for w in workers} for p in values}
+
+        def cell(series: List[float], middle: float) -> str:
+            return f"{middle:.0f} ({min(series):.0f}-{max(series):.0f})"
+
+        lines = [f"| {title} | " + " | ".join(f"{w} workers" for w in workers) + " |",
+                 "|:---|" + "---:|" * len(workers)]
+        for pipeline in values:
+            lines.append(f"| {pipeline} | " + " | ".join(cell(values[pipeline][w], median[pipeline][w])
+                                                        for w in workers) + " |")
+        pairs = [(p, r) for r in ("deepfakebench", "baseline") if r in values
+                 for p in values if p not in ("deepfakebench", "baseline")]
+        if "deepfakebench" in values and "baseline" in values:
+            pairs.append(("baseline", "deepfakebench"))  # how faithful the re-implementation is
+        for pipeline, reference in pairs:
+            lines.append(f"| {pipeline} / {reference} | " + " | ".join(
+                f"{median[pipeline][w] / median[reference][w]:.2f}x" for w in workers) + " |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
 
 
 def stage_costs(roots: Dict[str, Path], args, repeats: int = 200) -> str:
@@ -356,13 +422,15 @@ def stage_costs(roots: Dict[str, Path], args, repeats: int = 200) -> str:
         return out
 
     steps = [
-        ("PNG decode (cv2.imdecode + BGR->RGB)", lambda: decode_image(png, path)),
+        ("PNG decode: cv2.imdecode + BGR->RGB (before)",
+         lambda: cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)),
+        ("PNG decode: decode_image, libspng + CRC check (now)", lambda: decode_image(png, path)),
         ("decoded-cache read (np.load of raw pixels)", lambda: decode_image(cached, path)),
         ("FancyPCA, albumentations (when drawn)", lambda: stock_pca(image=frames[0])),
         ("FancyPCA, FastFancyPCA (when drawn)", lambda: fast_pca(image=frames[0])),
         ("normalise: ToTensor + Normalize (torch)", lambda: F.normalize(F.to_tensor(frames[0]), spec.mean, spec.std)),
         ("normalise: LUT by numpy indexing (before)", lut_by_indexing),
-        ("normalise: cv2.LUT (now)", lambda: transform._normalise(frames)),
+        ("normalise: cv2.LUT per plane (now)", lambda: transform._normalise(frames)),
         ("per-sample seed: torch.manual_seed (before)", lambda: torch.manual_seed(1)),
         ("per-sample seed: CPU generator only (now)", lambda: torch.random.default_generator.manual_seed(1)),
         ("albumentations Compose.set_random_seed (before)", lambda: transform.pipeline.set_random_seed(1)),

@@ -152,6 +152,7 @@ def build_dataset(config: Config, names: Sequence[str], split: str, spec: InputS
                          f"({data['root']}) and the dataset JSON files.")
     stage = "train" if train else ("val" if split == "val" else "test")
     storage = build_storage(data["storage"], data["root"], data["lmdb_dir"])
+    check_cache_geometry(storage, names, spec, train, (config["augment"] or {}).get("order", "reference"))
     if perturbation is not None:
         from training.data.perturbations import PerturbedStorage
 
@@ -180,6 +181,29 @@ def build_dataset(config: Config, names: Sequence[str], split: str, spec: InputS
     return FrameDataset(records, storage, transform, frame_num=data["frame_num"][stage],
                         with_mask=with_mask, with_landmarks=spec.with_landmarks,
                         identity_to_index=identity_to_index, strict=data["strict"])
+
+
+def check_cache_geometry(storage, names: Sequence[str], spec: InputSpec, train: bool, order: str) -> None:
+    """Warn when a pre-resized cache (preprocessing/resize_cache.py) was made for another geometry,
+    or training augments before the resize: its samples then differ from the stored crops'."""
+    from training.data.storage import LmdbStorage
+    from training.data.transforms import geometry_record, reference_order
+
+    if not isinstance(storage, LmdbStorage):
+        return
+    for name in names:
+        cached = storage.cache_geometry(name)
+        if cached is None:
+            continue
+        if cached != geometry_record(spec):
+            log.warning("%s: the decoded cache at %s was pre-resized for %s, this detector resizes for %s; "
+                        "its samples differ from resizing the stored crops. Rebuild it with "
+                        "preprocessing.resize_cache --detector_path <this detector's YAML>, or without it.",
+                        name, storage.data_root, cached, geometry_record(spec))
+        elif train and (reference_order(spec) if order == "reference" else order) == "augment_first":
+            log.warning("%s: the decoded cache at %s is pre-resized, but this detector augments before "
+                        "its resize (augment.order %s): training augments at the cached size. Rebuild "
+                        "the cache without --detector_path.", name, storage.data_root, order)
 
 
 def build_loader(config: Config, dataset: Dataset, batch_size: int, train: bool, rank: int = 0,

@@ -38,6 +38,7 @@ Nothing is ever substituted: a missing, empty or undecodable file raises
 from __future__ import annotations
 
 import io
+import json
 import os
 import posixpath
 import threading
@@ -464,6 +465,19 @@ class LmdbStorage(Storage):
         if self._opened(dataset, path).db_folder is not None:
             return decode_raw_landmarks(data, where)  # DeepfakeBench stores headerless buffers
         return decode_landmarks(data, where)
+
+    def cache_geometry(self, dataset: str) -> Optional[Dict[str, object]]:
+        """The geometry a decoded cache (preprocessing/resize_cache.py) pre-resized ``dataset``
+        with; None for a cache at the stored size and for every other LMDB."""
+        try:
+            opened = self._opened(dataset, None)
+        except FileNotFoundError:  # e.g. DeepfakeBench's shared LMDB, found from a frame's path only
+            return None
+        if opened.db_folder is not None:
+            return None
+        with opened.env.begin(write=False) as txn:
+            meta = json.loads(txn.get(LMDB_META_KEY) or b"{}")
+        return meta.get("geometry") if meta.get("kind") == "decoded_cache" else None
 
 
 STORAGES = {"rgb": RgbStorage, "lmdb": LmdbStorage}

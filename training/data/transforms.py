@@ -331,6 +331,12 @@ def build_geometry(spec: InputSpec) -> List[Any]:
     return [resize, A.CenterCrop(size, size)] if crop else [resize]
 
 
+def geometry_record(spec: InputSpec) -> Dict[str, Any]:
+    """The fields of ``spec`` that decide :func:`build_geometry` (a pre-resized cache records them)."""
+    return {"resolution": spec.resolution, "resize_mode": spec.resize_mode,
+            "interpolation": spec.interpolation, "crop_pct": spec.crop_pct}
+
+
 # Where the augmentations run relative to the resize (the augment section's ``order``).
 AUGMENT_ORDERS = ("reference", "augment_first", "resize_first")
 
