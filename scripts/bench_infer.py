@@ -17,7 +17,6 @@ machine multiplies the model's own matrices, in the same precision (scripts/benc
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
