@@ -26,6 +26,7 @@ about 2.3x the demo PNGs).
 """
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
@@ -172,7 +173,8 @@ def build_cache(data_root: Path, dataset: str, out_root: Path, spec: Optional[In
                 for start in range(0, len(records), commit_every_videos):
                     batch = records[start:start + commit_every_videos]
                     with env.begin(write=True) as txn:
-                        for entries in pool.map(lambda r: encode_record(r, storage, resize), batch):
+                        # A copy per video: albumentations transforms keep per-call state (self.params).
+                        for entries in pool.map(lambda r: encode_record(r, storage, copy.deepcopy(resize)), batch):
                             for key, value in entries:
                                 if key not in written:  # a file listed twice is stored once
                                     txn.put(key.encode("utf-8"), value)
