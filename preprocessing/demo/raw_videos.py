@@ -19,7 +19,11 @@ End to end::
 
     python -m preprocessing.demo.raw_videos --out datasets/DemoRaw --seed 0
     python -m preprocessing.preprocess --input datasets/DemoRaw
-    python -m preprocessing.rearrange --dataset DemoRaw --source_dir datasets/DemoRaw --data_root datasets
+    python -m preprocessing.rearrange --dataset DemoRaw --source_dir datasets/DemoRaw --data_root datasets \
+        --allow_overlap identity
+
+Two photographs are all the identities there are, and every split shows both, so the split
+leakage check (preprocessing/leakage.py) must be told that the identity overlap is deliberate.
 """
 from __future__ import annotations
 

@@ -4,9 +4,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from preprocessing import preprocess, rearrange
 from preprocessing.demo import raw_videos
+from preprocessing.leakage import LeakageError
 from training.data.catalog import build_records, load_label_dict
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +27,11 @@ def test_raw_demo_runs_through_preprocess_and_rearrange(tmp_path):
     assert report["videos_done"] == 6 and report["frames_without_face"] == 0
     assert json.loads((root / "fake" / "manifests" / "fake_000.json").read_text())["mask_video"] == "fake_000.mp4"
 
-    rearrange.main(["--dataset", "DemoRaw", "--source_dir", str(root), "--data_root", str(tmp_path)])
+    with pytest.raises(LeakageError, match="share 1 identity"):  # two photos, each in every split
+        rearrange.main(["--dataset", "DemoRaw", "--source_dir", str(root), "--data_root", str(tmp_path)])
+    assert not (tmp_path / "json" / "DemoRaw.json").exists()  # refused before anything is written
+    rearrange.main(["--dataset", "DemoRaw", "--source_dir", str(root), "--data_root", str(tmp_path),
+                    "--allow_overlap", "identity"])
     labels = load_label_dict(REPO / "configs" / "_base_" / "datasets.yaml")
     for split in ("train", "val", "test"):
         records = build_records("DemoRaw", split, data_root=tmp_path, label_dict=labels)
