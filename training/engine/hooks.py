@@ -46,7 +46,7 @@ class ValidationCheckpointHook(Hook):
         due = self.every_epochs and (trainer.epoch % self.every_epochs == 0 or finished)
         if due and self.val_loaders:
             start = time.time()
-            results = evaluate_datasets(trainer.model, self.val_loaders, trainer.run_dir / "val", trainer.device,
+            results = evaluate_datasets(trainer.model, self.val_loaders, trainer.run.val, trainer.device,
                                         trainer.config["train"]["amp"],
                                         video_aggregation=trainer.config["train"]["val_video_aggregation"])
             score = sum(r[self.metric] for r in results.values()) / len(results)
