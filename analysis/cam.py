@@ -256,17 +256,15 @@ def attention_rollout(model: nn.Module, images: torch.Tensor,
 def load_run_detector(run_dir: Path, checkpoint: str = "best", device: str = "cpu", overrides=()):
     """(config, detector in eval mode) of a training run directory."""
     from training.config import load_config
-    from training.engine.checkpoint import load_detector_weights
-    from training.models import build_detector
+    from training.engine.checkpoint import build_detector_with_weights
 
     run = RunDir(run_dir)
     config_path = run.config
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} not found: --run must be a training run directory (runs/<run>)")
     config = load_config(config_path, list(overrides))
-    detector = build_detector(config)
     checkpoint_path = Path(checkpoint) if checkpoint.endswith(".pt") else run.checkpoint(checkpoint)
-    load_detector_weights(detector, checkpoint_path)
+    detector, config = build_detector_with_weights(config, checkpoint_path)
     return config, detector.to(device).eval()
 
 

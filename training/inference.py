@@ -265,8 +265,7 @@ def load_inferencer(weights_path: str, detector_path: Optional[str] = None, opts
     from preprocessing.preprocess import PreprocessOptions
     from training.config import load_config
     from training.engine import distributed as dist_utils
-    from training.engine.checkpoint import load_detector_weights, resolve_weights
-    from training.models import build_detector
+    from training.engine.checkpoint import build_detector_with_weights, resolve_weights
 
     if num_frames < 1:
         raise ValueError(f"num_frames={num_frames}: sample at least one frame per video (--num_frames 32).")
@@ -277,8 +276,8 @@ def load_inferencer(weights_path: str, detector_path: Optional[str] = None, opts
     checkpoint, config_path, _ = resolve_weights(weights_path, detector_path)
     config = load_config(config_path, list(opts))
     device = dist_utils.select_device(device)
-    detector = build_detector(config).to(device).eval()
-    load_detector_weights(detector, checkpoint)
+    detector, config = build_detector_with_weights(config, checkpoint, device)
+    detector.eval()
     options = PreprocessOptions(num_frames=num_frames, detect_width=detect_width, landmark_model=landmark_model,
                                 crop_profile=crop_profile or PreprocessOptions.crop_profile)
     return Inferencer(config, detector, device, options, batch_size)

@@ -62,9 +62,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from analysis.tables import write_tables
     from training.engine import distributed as dist_utils
-    from training.engine.checkpoint import load_detector_weights, resolve_weights
+    from training.engine.checkpoint import build_detector_with_weights, resolve_weights
     from training.engine.testing import metric_columns, table_footnote, test_detector
-    from training.models import build_detector
     from training.presets import preset_overrides
     from training.utils.atomic import atomic_write_json
 
@@ -103,8 +102,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         names = [str(n) for n in as_list(config["data"]["test_dataset"])]
         if not names:
             raise SystemExit("No test dataset: pass --test_dataset or set data.test_dataset.")
-        detector = build_detector(config).to(device)
-        load_detector_weights(detector, checkpoint)
+        detector, config = build_detector_with_weights(config, checkpoint, device)
         results[name] = test_detector(config, detector, names, out / name, device)
         footnotes[name] = table_footnote(config, detector.input_spec.frames_per_sample, results[name])
         if perturbations:

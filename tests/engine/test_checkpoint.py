@@ -67,3 +67,32 @@ def test_atomic_save_keeps_previous_version_on_failure(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert load_checkpoint(path)["step"].item() == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
+
+
+def test_a_file_with_every_weight_needs_no_pretrained_backbone(tmp_path, tiny_config):
+    """DeepfakeBench's xception_best.pth or a full training checkpoint replaces the ImageNet/CLIP
+    weights, so testing it must not ask for them; a compact checkpoint still needs the backbone."""
+    from training.config import load_config
+    from training.engine.checkpoint import build_detector_with_weights
+    from training.models import build_detector
+    from training.models.backbones.open_clip_vit import PretrainedWeightsMissing
+
+    config = load_config(tiny_config)
+    torch.manual_seed(0)
+    trained = build_detector(config)
+    path = tmp_path / "full.pt"
+    save_checkpoint(path, {"model": trained.checkpoint_state()})
+    wants_weights = load_config(tiny_config, ["model.backbone.pretrained=openai", "model.backbone.weights_dir=" +
+                                              str(tmp_path / "no_weights")])
+    with pytest.raises(PretrainedWeightsMissing):  # built the ordinary way, it asks for the weights file
+        build_detector(wants_weights)
+    detector, used = build_detector_with_weights(wants_weights, path)
+    assert used["model"]["backbone"]["pretrained"] is None
+    assert wants_weights["model"]["backbone"]["pretrained"] == "openai"  # the caller's config is unchanged
+    for key, value in trained.state_dict().items():
+        assert torch.equal(detector.state_dict()[key], value), key
+
+    compact = tmp_path / "compact.pt"
+    save_checkpoint(compact, {"model": {"format": "compact", "state_dict": {}, "backbone": {}}})
+    with pytest.raises(PretrainedWeightsMissing):
+        build_detector_with_weights(wants_weights, compact)

@@ -7,6 +7,8 @@ processes. A missing file is an error, never random weights.
 """
 from __future__ import annotations
 
+import copy
+import logging
 import pickle
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
@@ -19,6 +21,7 @@ from training.errors import UserError
 from training.utils.atomic import atomic_path
 
 CHECKPOINT_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(UserError, RuntimeError):
@@ -102,16 +105,17 @@ def load_state_dict_checked(model: nn.Module, state: Mapping[str, torch.Tensor],
     model.load_state_dict(state, strict=not partial)
 
 
-def load_detector_weights(detector: nn.Module, path) -> Dict[str, Any]:
+def load_detector_weights(detector: nn.Module, path, payload: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Load model weights from a training checkpoint, a plain state dict file, or a published
-    LN-CLIP / GenD checkpoint (Lightning ``.ckpt`` or ``save_pretrained`` directory; models/gend.py)."""
-    from training.models.gend import (PUBLISHED_CONFIG_CLASSES, is_published_path, is_published_state_dict,
-                                      load_published_weights)
+    LN-CLIP / GenD checkpoint (Lightning ``.ckpt`` or ``save_pretrained`` directory; models/gend.py).
+    ``payload``: the file's contents when the caller has read them already (read_weights)."""
+    from training.models.gend import is_published_path, is_published_state_dict, load_published_weights
 
     if is_published_path(path):
         load_published_weights(detector, path)
         return {}
-    payload = load_checkpoint(path, PUBLISHED_CONFIG_CLASSES)
+    if payload is None:
+        payload = read_weights(path)
     if "model" in payload and isinstance(payload["model"], Mapping) and "format" in payload["model"]:
         detector.load_checkpoint_state(payload["model"], source=str(path))
     elif "format" in payload:
@@ -127,6 +131,44 @@ def load_detector_weights(detector: nn.Module, path) -> Dict[str, Any]:
             state = (convert(strip_prefixes(state)) if convert else None) or state
             load_state_dict_checked(detector, state, str(path))
     return payload
+
+
+def read_weights(path) -> Dict[str, Any]:
+    """The contents of a weights file as load_detector_weights reads them (not for directories)."""
+    from training.models.gend import PUBLISHED_CONFIG_CLASSES
+
+    return load_checkpoint(path, PUBLISHED_CONFIG_CLASSES)
+
+
+def _is_compact(payload: Mapping[str, Any]) -> bool:
+    model = payload.get("model")
+    state = model if isinstance(model, Mapping) and "format" in model else payload
+    return state.get("format") == "compact"
+
+
+def build_detector_with_weights(config, path, device=None) -> Tuple[nn.Module, Dict[str, Any]]:
+    """(detector, config used) with the weights of ``path`` loaded.
+
+    A file that holds every weight of the detector (a full training checkpoint, another framework's
+    state dict, a published GenD / LN-CLIP checkpoint) overwrites the backbone's pretrained weights,
+    so the detector is built with ``model.backbone.pretrained: null``: testing a DeepfakeBench
+    ``xception_best.pth`` or a GenD checkpoint does not need the ImageNet / CLIP weights on disk.
+    A compact checkpoint (LayerNorms + head) needs the pretrained backbone and keeps it."""
+    from training.models import build_detector
+    from training.models.gend import is_published_path
+
+    payload = None if is_published_path(path) else read_weights(path)
+    backbone = config.get("model", {}).get("backbone")
+    if (isinstance(backbone, dict) and backbone.get("pretrained") and (payload is None or not _is_compact(payload))):
+        log.info("%s holds every weight of the detector: building it with "
+                                         "model.backbone.pretrained=null (was %r)", path, backbone["pretrained"])
+        config = copy.deepcopy(config)
+        config["model"]["backbone"]["pretrained"] = None
+    detector = build_detector(config)
+    if device is not None:
+        detector = detector.to(device)
+    load_detector_weights(detector, path, payload)
+    return detector, config
 
 
 def resolve_weights(entry: str, detector_path: Optional[str]) -> Tuple[Path, Path, str]:
